@@ -1,0 +1,80 @@
+# bashexec — build, run and test. `make help` lists the targets.
+CC      ?= cc
+PKGS    := librabbitmq hiredis jansson libmongoc-1.0 libmicrohttpd libcurl
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+OPT     ?= -O2 -g
+CFLAGS  ?=
+BX_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -MMD -MP -Ilib \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# `make SAN=1` builds everything with AddressSanitizer and UBSan.
+ifdef SAN
+BX_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS   += -fsanitize=address,undefined
+BUILD   := build/san
+else
+BUILD   := build/rel
+endif
+BIN     := bin
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+API_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard api/*.c))
+WRK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/*.c))
+REC_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard recorder/*.c))
+BX_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard producer/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+PROGS := $(BIN)/bx-api $(BIN)/bx-worker $(BIN)/bx-recorder $(BIN)/bx
+
+.PHONY: all deps run up down test unit e2e bench fuzz clean help
+all: $(PROGS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BX_CFLAGS) -c $< -o $@
+
+$(BUILD)/libbx.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(BIN)/bx-api: $(API_OBJ) $(BUILD)/libbx.a
+$(BIN)/bx-worker: $(WRK_OBJ) $(BUILD)/libbx.a
+$(BIN)/bx-recorder: $(REC_OBJ) $(BUILD)/libbx.a
+$(BIN)/bx: $(BX_OBJ) $(BUILD)/libbx.a
+$(PROGS):
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# A unit test links libbx and the objects of the process it tests
+# (every object of that directory but its main.c).
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbx.a $(filter-out %/main.o,$(WRK_OBJ) $(API_OBJ) $(REC_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(BX_CFLAGS) -Iworker -Iapi -Irecorder $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+deps:
+	@scripts/deps.sh
+
+# The stack and the tests call `make deps` only when something is missing.
+DEPS_OK = scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh
+
+run: ; @$(DEPS_OK); $(MAKE) --no-print-directory all && compose/stack.sh run
+up:  ; @$(DEPS_OK); $(MAKE) --no-print-directory all && compose/stack.sh up
+down: ; @compose/stack.sh down
+
+unit: $(UNIT_BIN)
+test:
+	@$(DEPS_OK)
+	@$(MAKE) --no-print-directory all unit
+	@tests/run.sh $(BUILD)
+
+bench: ; @$(DEPS_OK); $(MAKE) --no-print-directory all && tests/bench/run.sh
+fuzz: ; @echo "fuzz targets: not built yet (see issue 5)"; exit 1
+
+clean:
+	rm -rf build bin
+
+help:
+	@echo "make [all|deps|run|up|down|test|bench|clean]  (SAN=1 for sanitizers)"
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,81 @@
+/* log — syslog always, stderr too in the foreground. The stderr line gets
+ * a timestamp and the ident because, unlike syslog, nothing else adds them. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+static const char *log_ident = "bx";
+static int log_stderr = 1;
+
+void log_open(const char *ident, int facility, int to_stderr)
+{
+    log_ident = ident;
+    log_stderr = to_stderr;
+    openlog(ident, LOG_PID | LOG_NDELAY, facility);
+}
+
+void log_close(void) { closelog(); }
+
+static const char *level_name(int level)
+{
+    switch (level) {
+    case LOG_EMERG: case LOG_ALERT: case LOG_CRIT: case LOG_ERR: return "error";
+    case LOG_WARNING: return "warning";
+    case LOG_NOTICE: case LOG_INFO: return "info";
+    default: return "debug";
+    }
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    syslog(level, "level=%s %s", level_name(level), line);
+    if (log_stderr) {
+        char ts[CLOCK_RFC3339_LEN];
+        clock_rfc3339(clock_wall_ms(), ts);
+        /* one write per line so lines of concurrent threads never interleave */
+        char out[2200];
+        int n = snprintf(out, sizeof out, "%s %s[%ld] level=%s %s\n", ts, log_ident,
+                         (long)getpid(), level_name(level), line);
+        if (n > (int)sizeof out - 1)
+            n = (int)sizeof out - 1, out[n - 1] = '\n';
+        ssize_t w = write(2, out, (size_t)n);
+        (void)w;
+    }
+}
+
+const char *log_q(const char *s)
+{
+    static _Thread_local char bufs[8][512];
+    static _Thread_local unsigned next;
+    char *b = bufs[next++ % 8];
+    size_t o = 0;
+    if (!s)
+        return "-";
+    b[o++] = '"';
+    for (; *s && o < sizeof bufs[0] - 10; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            b[o++] = '\\';
+            b[o++] = (char)ch;
+        } else if (ch < 0x20) {
+            o += (size_t)snprintf(b + o, 5, "\\x%02x", ch);
+        } else {
+            b[o++] = (char)ch;
+        }
+    }
+    if (*s)
+        b[o++] = '.', b[o++] = '.', b[o++] = '.';
+    b[o++] = '"';
+    b[o] = 0;
+    return b;
+}

@@ -1,0 +1,23 @@
+/* log — one line of key=value pairs to syslog, and to stderr in the
+ * foreground. Values with spaces or quotes are the caller's to quote with
+ * log_q(). Messages follow git's wording: lowercase, what failed first. */
+#ifndef BX_LOG_H
+#define BX_LOG_H
+
+#include <syslog.h>
+
+/* ident is kept (not copied): pass a string literal. */
+void log_open(const char *ident, int facility, int to_stderr);
+void log_close(void);
+/* level is a syslog level (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG). */
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Quotes s for a key=value line into one of a few rotating thread-local
+ * buffers: valid until the 8th following call in the same thread. */
+const char *log_q(const char *s);
+
+#define LOGE(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define LOGW(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define LOGI(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define LOGD(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif
