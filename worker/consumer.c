@@ -312,3 +312,36 @@ int consumer_stop_consuming(consumer *c)
     c->ntags = 0;
     return rc;
 }
+
+int consumer_declare_delay_queue(consumer *c, const char *name, const char *dlx,
+                                 const char *rkey, long delay_ms, char *err, size_t errlen)
+{
+    if (!c->a) {
+        snprintf(err, errlen, "not connected to rabbitmq");
+        return -1;
+    }
+    amqp_table_entry_t e[4];
+    e[0].key = amqp_cstring_bytes("x-dead-letter-exchange");
+    e[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[0].value.value.bytes = amqp_cstring_bytes(dlx);
+    e[1].key = amqp_cstring_bytes("x-dead-letter-routing-key");
+    e[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[1].value.value.bytes = amqp_cstring_bytes(rkey);
+    e[2].key = amqp_cstring_bytes("x-message-ttl");
+    e[2].value.kind = AMQP_FIELD_KIND_I64;
+    e[2].value.value.i64 = delay_ms;
+    /* an idle delay queue goes away by itself after its last message */
+    e[3].key = amqp_cstring_bytes("x-expires");
+    e[3].value.kind = AMQP_FIELD_KIND_I64;
+    e[3].value.value.i64 = delay_ms + 60000;
+    amqp_table_t args = {4, e};
+    amqp_queue_declare(amqpc_state(c->a), CH_JOBS, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(amqpc_state(c->a));
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char d[256];
+        amqpc_describe(r, d, sizeof d);
+        snprintf(err, errlen, "declaring '%s': %s", name, d);
+        return -1;
+    }
+    return 0;
+}

@@ -61,6 +61,10 @@ int consumer_ack(consumer *c, const delivery *d);
 int consumer_reject(consumer *c, uint64_t tag, unsigned epoch, int requeue);
 /* Stops receiving new jobs (basic.cancel) but keeps the connection. */
 int consumer_stop_consuming(consumer *c);
+/* Declares queue `name` holding messages delay_ms, then dead-lettering
+ * them to exchange dlx with routing key rkey (a retry's wait). */
+int consumer_declare_delay_queue(consumer *c, const char *name, const char *dlx,
+                                 const char *rkey, long delay_ms, char *err, size_t errlen);
 /* Confirms still awaited. */
 size_t consumer_unconfirmed(const consumer *c);
 

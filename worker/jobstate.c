@@ -46,6 +46,12 @@ static const char finish_script[] =
     "if ARGV[7] == '1' and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end\n"
     "return written\n";
 
+static const char release_script[] =
+    /* KEYS: lease lock; ARGV: owner */
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
+    "return 1\n";
+
 static const char renew_script[] =
     /* KEYS: lease cancel lock; ARGV: owner ms has_lock. Returns {ours, cancelled} */
     "local ours = 0\n"
@@ -115,6 +121,19 @@ int jobstate_finish(bx_redis *r, const char *ns, const char *id, const char *sta
         snprintf(err, errlen, "redis: unexpected reply to the finish script");
     freeReplyObject(rep);
     return ok;
+}
+
+int jobstate_release(bx_redis *r, const char *ns, const char *id, const char *owner,
+                     const char *lock, char *err, size_t errlen)
+{
+    char kl[NAME_MAX_LEN], kk[NAME_MAX_LEN];
+    name_key(kl, sizeof kl, ns, "lease", id);
+    lock_key(kk, sizeof kk, ns, lock);
+    redisReply *rep = rds_cmd(r, err, errlen, "EVAL %s 2 %s %s %s", release_script, kl, kk, owner);
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
 }
 
 int jobstate_tick(bx_redis *r, const char *ns, const char *owner, int lease_ms,

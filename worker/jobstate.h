@@ -30,6 +30,10 @@ int jobstate_finish(bx_redis *r, const char *ns, const char *id, const char *sta
                     const char *owner, const char *lock, const char *doc, size_t doclen,
                     int ttl_s, char *err, size_t errlen);
 
+/* Frees the lease and the lock if owner holds them (a job given back). */
+int jobstate_release(bx_redis *r, const char *ns, const char *id, const char *owner,
+                     const char *lock, char *err, size_t errlen);
+
 /* One pipelined round trip for n running jobs: renews each lease (and
  * lock) that owner holds, and sets cancelled[i] = 1 for each job with a
  * cancel request. lost[i] = 1 when the lease is no longer ours. */

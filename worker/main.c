@@ -1,0 +1,115 @@
+/* bx-worker — consumes jobs and runs each as `$BX_SHELL -c COMMAND`, up to
+ * BX_CONCURRENCY at once, in one thread: epoll waits until the next
+ * deadline, dispatches, ticks. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "clock.h"
+#include "log.h"
+#include "proc.h"
+#include "runner.h"
+
+typedef struct sigwatch {
+    runner_watch w;
+    int fd;
+    int stop;   /* SIGTERM/SIGINT seen: drain */
+    int hurry;  /* a second one: stop now */
+} sigwatch;
+
+static void on_signal(runner_watch *w, uint32_t events)
+{
+    sigwatch *s = (sigwatch *)w;
+    struct signalfd_siginfo si;
+    (void)events;
+    while (read(s->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            s->hurry = s->stop;
+            s->stop = 1;
+        }
+        /* SIGCHLD only wakes us: exits are seen through pidfds */
+    }
+}
+
+int main(int argc, char **argv)
+{
+    bx_cfg cfg;
+    char err[512];
+    int rc = 1, epfd = -1;
+    runner *r = NULL;
+    sigwatch sw = {{on_signal}, -1, 0, 0};
+
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        cfg_usage("bx-worker");
+        return 0;
+    }
+    if (cfg_load(&cfg, argc, argv, err, sizeof err)) {
+        fprintf(stderr, "bx-worker: %s\n", err);
+        cfg_release(&cfg);
+        return 2;
+    }
+    log_open("bx-worker", cfg.log_facility, cfg.foreground);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    if ((sw.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+        (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        fprintf(stderr, "bx-worker: %s\n", strerror(errno));
+        rc = 3;
+        goto out;
+    }
+    if (proc_global_init()) {
+        fprintf(stderr, "bx-worker: cannot set up process tracking: %s\n", strerror(errno));
+        rc = 3;
+        goto out;
+    }
+    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &sw.w};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, sw.fd, &sev);
+    if (!(r = runner_new(&cfg, epfd, err, sizeof err))) {
+        fprintf(stderr, "bx-worker: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    LOGI("event=start worker=%s queues=%s concurrency=%d shell=%s namespace=%s tree=%s",
+         cfg.worker_id, cfg.queues, cfg.concurrency, cfg.shell, cfg.ns,
+         log_q(proc_global_describe()));
+
+    int64_t next = clock_mono_ms();
+    for (;;) {
+        struct epoll_event evs[64];
+        int64_t wait = next - clock_mono_ms();
+        int n = epoll_wait(epfd, evs, 64, wait < 0 ? 0 : (int)wait);
+        for (int i = 0; i < n; i++) {
+            runner_watch *w = evs[i].data.ptr;
+            w->fn(w, evs[i].events);
+        }
+        if (sw.stop)
+            runner_drain(r);
+        next = runner_tick(r, clock_mono_ms());
+        if (runner_drained(r) || sw.hurry)
+            break;
+    }
+    LOGI("event=stop worker=%s", cfg.worker_id);
+    rc = 0;
+out:
+    runner_free(r);
+    proc_global_release();
+    if (epfd >= 0)
+        close(epfd);
+    if (sw.fd >= 0)
+        close(sw.fd);
+    log_close();
+    cfg_release(&cfg);
+    return rc;
+}
