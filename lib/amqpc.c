@@ -70,6 +70,10 @@ bx_amqp *amqpc_connect(const char *url, const char *name, char *err, size_t errl
         snprintf(err, errlen, "bad amqp url (want amqp://user:pass@host:port/vhost)");
         goto fail;
     }
+    /* "amqp://host:5672/" names the empty vhost by the URI spec, but
+     * everyone who writes it means the default one */
+    if (!ci.vhost || !*ci.vhost)
+        ci.vhost = "/";
     a->conn = amqp_new_connection();
     amqp_socket_t *sock = amqp_tcp_socket_new(a->conn);
     if (!sock) {

@@ -698,6 +698,7 @@ runner *runner_new(const bx_cfg *cfg, int epfd, char *err, size_t errlen)
     r->cfg = cfg;
     r->epfd = epfd;
     r->redis_ok = 1;
+    r->backoff_ms = 100;
     snprintf(r->owner, sizeof r->owner, "%s/%ld/%" PRId64, cfg->worker_id, (long)getpid(),
              clock_wall_ms());
     r->amqp_watch.fn = amqp_on_fd;
@@ -771,7 +772,10 @@ static void reconnect(runner *r, int64_t now)
 {
     char err[512];
     if (consumer_connect(r->c, err, sizeof err)) {
-        LOGE("event=amqp_connect_failed error=%s retry_in_ms=%" PRId64, log_q(err), r->backoff_ms);
+        /* capped exponential backoff; log only the first failure of a
+         * series and then each time the delay reaches its cap */
+        if (r->backoff_ms <= 100 || r->backoff_ms >= 5000)
+            LOGE("event=amqp_connect_failed error=%s retry_in_ms=%" PRId64, log_q(err), r->backoff_ms);
         r->reconnect_at = now + r->backoff_ms;
         r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
         return;
