@@ -86,7 +86,7 @@ int consumer_connect(consumer *c, char *err, size_t errlen)
     if (amqpc_channel_open(c->a, CH_EVENTS, err, errlen) ||
         amqpc_confirm_select(c->a, CH_EVENTS, err, errlen) ||
         amqpc_declare(c->a, CH_JOBS, c->cfg->ns, c->cfg->queues, err, errlen) ||
-        amqpc_qos(c->a, CH_JOBS, (uint16_t)(c->cfg->concurrency > 65535 ? 65535 : c->cfg->concurrency),
+        amqpc_qos(c->a, CH_JOBS, (uint16_t)(c->cfg->concurrency > 32767 ? 65535 : 2 * c->cfg->concurrency),
                   err, errlen))
         goto fail;
     amqp_connection_state_t s = amqpc_state(c->a);

@@ -103,12 +103,15 @@ struct runner {
     int nrunning;
     outmsg *unsent;         /* to (re)publish when connected and Redis is done */
     deferred *deferred;
+    deferred *ready;        /* delivered, waiting for a free slot, FIFO */
+    deferred **ready_tail;
     int draining;
     int64_t drain_deadline;
     int redis_ok;           /* for "lost"/"regained" log lines */
 };
 
 static void runner_on_deliver(void *ud, delivery *d);
+static void start_ready(runner *r);
 static void runner_on_confirm(void *ud, void *token, int ack);
 
 /* ---------- publications ---------- */
@@ -424,6 +427,7 @@ static void slot_finish(slot *s)
     slot_free(s);
     if (o)
         outmsg_try(r, o);
+    start_ready(r);
 }
 
 /* ---------- deliveries ---------- */
@@ -657,6 +661,9 @@ static void start(runner *r, delivery *d)
         slot_watch(s);
 }
 
+/* Prefetch is twice the concurrency so that the next job is already
+ * here when a slot frees up (its predecessor stays unacked until its
+ * result is confirmed); the extra ones wait in arrival order. */
 static void runner_on_deliver(void *ud, delivery *d)
 {
     runner *r = ud;
@@ -665,7 +672,48 @@ static void runner_on_deliver(void *ud, delivery *d)
         delivery_free(d);
         return;
     }
+    if (r->nrunning >= r->cfg->concurrency || r->ready) {
+        deferred *x = calloc(1, sizeof *x);
+        if (!x) {
+            consumer_reject(r->c, d->tag, d->epoch, 1);
+            delivery_free(d);
+            return;
+        }
+        x->d = d;
+        *r->ready_tail = x;
+        r->ready_tail = &x->next;
+        return;
+    }
     start(r, d);
+}
+
+static void start_ready(runner *r)
+{
+    while (r->ready && r->nrunning < r->cfg->concurrency && !r->draining) {
+        deferred *x = r->ready;
+        r->ready = x->next;
+        if (!r->ready)
+            r->ready_tail = &r->ready;
+        delivery *d = x->d;
+        free(x);
+        if (d->epoch == consumer_epoch(r->c) && consumer_connected(r->c))
+            start(r, d);
+        else
+            delivery_free(d);
+    }
+}
+
+static void drop_ready(runner *r, int reject)
+{
+    while (r->ready) {
+        deferred *x = r->ready;
+        r->ready = x->next;
+        if (reject)
+            consumer_reject(r->c, x->d->tag, x->d->epoch, 1);
+        delivery_free(x->d);
+        free(x);
+    }
+    r->ready_tail = &r->ready;
 }
 
 /* ---------- retry queues ---------- */
@@ -699,6 +747,7 @@ runner *runner_new(const bx_cfg *cfg, int epfd, char *err, size_t errlen)
     r->epfd = epfd;
     r->redis_ok = 1;
     r->backoff_ms = 100;
+    r->ready_tail = &r->ready;
     snprintf(r->owner, sizeof r->owner, "%s/%ld/%" PRId64, cfg->worker_id, (long)getpid(),
              clock_wall_ms());
     r->amqp_watch.fn = amqp_on_fd;
@@ -732,6 +781,7 @@ void runner_free(runner *r)
         delivery_free(x->d);
         free(x);
     }
+    drop_ready(r, 0);
     rds_free(r->redis);
     free(r);
 }
@@ -750,6 +800,7 @@ static void amqp_lost(runner *r, const char *why)
         delivery_free(x->d);
         free(x);
     }
+    drop_ready(r, 0);
     r->backoff_ms = 100;
     r->reconnect_at = clock_mono_ms() + r->backoff_ms;
 }
@@ -921,6 +972,7 @@ int64_t runner_tick(runner *r, int64_t now)
         if (s->deadline_mono && !s->timed_out && s->deadline_mono < next)
             next = s->deadline_mono;
     }
+    start_ready(r);
     if (r->slots && now >= r->next_check) {
         check_running(r, now);
         put_live_output(r, now);
@@ -965,11 +1017,12 @@ void runner_drain(runner *r)
         delivery_free(x->d);
         free(x);
     }
+    drop_ready(r, 1);
 }
 
 int runner_drained(const runner *r)
 {
-    return r->draining && !r->slots && !r->deferred &&
+    return r->draining && !r->slots && !r->deferred && !r->ready &&
            (!consumer_connected(r->c) || consumer_unconfirmed(r->c) == 0) &&
            (!r->unsent || !consumer_connected(r->c));
 }
