@@ -46,11 +46,23 @@ $(PROGS):
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# A unit test links libbx and the objects of the process it tests
-# (every object of that directory but its main.c).
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbx.a $(filter-out %/main.o,$(WRK_OBJ) $(API_OBJ) $(REC_OBJ))
+# A unit test links libbx and, by its name, the objects of the process it
+# tests (all of that directory's but main.o): test_lib_* nothing more,
+# test_api_* api/, test_recorder_* recorder/, any other worker/.
+TEST_LINK = $(CC) $(BX_CFLAGS) -Iworker -Iapi -Irecorder $(LDFLAGS) -o $@ \
+            $(filter %.c %.o,$^) $(BUILD)/libbx.a $(LDLIBS) $(shell pkg-config --libs cmocka)
+$(BUILD)/tests/test_lib_%: tests/unit/test_lib_%.c $(BUILD)/libbx.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BX_CFLAGS) -Iworker -Iapi -Irecorder $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(TEST_LINK)
+$(BUILD)/tests/test_api_%: tests/unit/test_api_%.c $(filter-out %/main.o,$(API_OBJ)) $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	$(TEST_LINK)
+$(BUILD)/tests/test_recorder_%: tests/unit/test_recorder_%.c $(filter-out %/main.o,$(REC_OBJ)) $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	$(TEST_LINK)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(filter-out %/main.o,$(WRK_OBJ)) $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	$(TEST_LINK)
 
 deps:
 	@scripts/deps.sh

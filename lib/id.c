@@ -18,7 +18,10 @@ void id_new(char out[ID_LEN])
     int64_t ms = clock_wall_ms();
     if (ms <= last_ms) {
         ms = last_ms;
-        seq++;
+        if (++seq > 0xfff) { /* 12-bit counter full: borrow the next ms rather than wrap */
+            ms++;
+            seq = 0;
+        }
     } else {
         seq = (unsigned)(b[6] & 0x03) << 8 | b[7]; /* start low so it can count up */
     }

@@ -247,8 +247,10 @@ void job_assign(bx_job *j, const char *id, int64_t submitted_ms, const char *req
     json_object_set_new(j->doc, "submitted_at", json_string(ts));
     if (!json_object_get(j->doc, "queue"))
         json_object_set_new(j->doc, "queue", json_string("default"));
-    if (request_id)
-        json_object_set_new(j->doc, "request_id", json_string(request_id));
+    /* kept within what job_from_message accepts (1-128 bytes), or the
+     * worker would dead-letter a job the API already answered 202 for */
+    if (request_id && *request_id)
+        json_object_set_new(j->doc, "request_id", json_stringn(request_id, strnlen(request_id, 128)));
     job_bind(j);
 }
 

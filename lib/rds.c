@@ -42,7 +42,9 @@ bx_redis *rds_new(const char *url, char *err, size_t errlen)
     p += hl;
     r->port = 6379;
     if (*p == ':') {
-        r->port = (int)strtol(p + 1, (char **)&p, 10);
+        /* range-checked as a long: a cast would wrap 4294973591 into 6295 */
+        long port = strtol(p + 1, (char **)&p, 10);
+        r->port = port > 0 && port <= 65535 ? (int)port : 0;
     }
     if (*p == '/' && p[1])
         r->db = atoi(p + 1);
