@@ -41,8 +41,9 @@ typedef struct amqpc_msg {
 } amqpc_msg;
 
 /* Publishes persistently; on a confirm channel *seq (if not NULL) gets
- * the message's confirm number. mandatory: unroutable messages come back
- * as basic.return (amqpc_wait_confirms treats them as a nack). */
+ * the message's confirm number. Not mandatory: callers declare the
+ * queues they route to first (amqpc_declare), because RabbitMQ confirms
+ * an unroutable message all the same and a basic.return names no tag. */
 int amqpc_publish(bx_amqp *a, uint16_t ch, const char *exchange, const char *rkey,
                   const amqpc_msg *m, uint64_t *seq, char *err, size_t errlen);
 
