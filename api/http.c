@@ -1,0 +1,426 @@
+/* http — libmicrohttpd glue: request contexts, routing, authentication,
+ * bodies, replies, and suspending connections that wait for RabbitMQ. */
+#include "http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "handlers_health.h"
+#include "handlers_jobs.h"
+#include "log.h"
+
+struct http_server {
+    struct MHD_Daemon *d;
+    int listen_fd; /* ours to close once MHD_quiesce_daemon gave it back, else -1 */
+};
+
+/* --- replies --------------------------------------------------------------- */
+
+void http_add_header(http_req *req, const char *name, const char *value)
+{
+    if (req->nheaders >= HTTP_MAX_HEADERS)
+        return;
+    snprintf(req->hname[req->nheaders], sizeof req->hname[0], "%s", name);
+    snprintf(req->hvalue[req->nheaders], sizeof req->hvalue[0], "%s", value);
+    req->nheaders++;
+}
+
+void http_reply(http_req *req, unsigned status, const char *content_type, char *body, size_t len)
+{
+    if (req->replied || req->gone) {
+        free(body);
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(body);
+        return; /* MHD closes the connection when the handler queued nothing */
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+    for (int i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(resp, req->hname[i], req->hvalue[i]);
+    if (atomic_load(&req->app->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(req->conn, status, resp) == MHD_YES) {
+        req->replied = 1;
+        unsigned cls = status / 100;
+        if (cls >= 1 && cls <= 5)
+            atomic_fetch_add(&req->app->responses[cls], 1);
+    }
+    MHD_destroy_response(resp);
+}
+
+void http_reply_text(http_req *req, unsigned status, const char *json)
+{
+    size_t n = strlen(json);
+    char *b = malloc(n + 1);
+    if (b)
+        memcpy(b, json, n + 1);
+    http_reply(req, status, "application/json", b, b ? n : 0);
+}
+
+void http_reply_json(http_req *req, unsigned status, const json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_COMPACT);
+    if (!s) {
+        http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    http_reply(req, status, "application/json", s, strlen(s));
+}
+
+void http_reply_error(http_req *req, unsigned status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    if (!e) {
+        /* the message was not valid UTF-8 (it quotes input): say less */
+        e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", "invalid input");
+    }
+    char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    http_reply(req, status, "application/json", s, s ? strlen(s) : 0);
+}
+
+/* --- query ----------------------------------------------------------------- */
+
+const char *http_query(http_req *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+struct each_ctx {
+    void (*fn)(void *, const char *, const char *);
+    void *ud;
+};
+
+static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+    (void)kind;
+    struct each_ctx *e = cls;
+    e->fn(e->ud, k, v);
+    return MHD_YES;
+}
+
+void http_query_each(http_req *req, void (*fn)(void *ud, const char *k, const char *v), void *ud)
+{
+    struct each_ctx e = {fn, ud};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, each_arg, &e);
+}
+
+/* --- waiting for RabbitMQ -------------------------------------------------- */
+
+/* The publisher's callback: the last thing it does with req is resume
+ * it; the pool thread then runs the continuation. */
+static void on_published(void *ud)
+{
+    http_req *req = ud;
+    MHD_resume_connection(req->conn);
+}
+
+void http_wait(http_req *req, pub_msg *m, http_cont_fn cont)
+{
+    req->msg = m;
+    req->cont = cont;
+    req->waiting = 1;
+    req->pub_ok = 0;
+    req->pub_err[0] = 0;
+    /* Suspend before submitting: the confirm may come before we return,
+     * and a resume must find the connection already suspended. */
+    MHD_suspend_connection(req->conn);
+    if (!m) {
+        snprintf(req->pub_err, sizeof req->pub_err, "out of memory");
+        MHD_resume_connection(req->conn);
+        return;
+    }
+    if (publisher_submit(req->app->pub, m, on_published, req, req->pub_err, sizeof req->pub_err)) {
+        req->msg = NULL;
+        pub_msg_free(m);
+        MHD_resume_connection(req->conn);
+    }
+}
+
+static void finish_wait(http_req *req)
+{
+    req->waiting = 0;
+    if (req->msg) {
+        req->pub_ok = pub_msg_result(req->msg, req->pub_err, sizeof req->pub_err) == 0;
+        pub_msg_free(req->msg);
+        req->msg = NULL;
+    }
+    req->cont(req);
+    if (!req->replied && !req->waiting)
+        http_reply_error(req, 500, "internal", "no reply");
+}
+
+/* --- requests -------------------------------------------------------------- */
+
+static int request_id_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (s[n] <= ' ' || s[n] > '~' || s[n] == '"' || s[n] == '\\')
+            return 0;
+    return n >= 1 && n <= HTTP_REQUEST_ID_MAX;
+}
+
+/* The client's X-Request-Id, or a new one. -1 when the client's is not
+ * fit to pass on (a new one is set all the same, for the reply). */
+static int set_request_id(http_req *req)
+{
+    const char *rid = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (rid && request_id_ok(rid)) {
+        snprintf(req->request_id, sizeof req->request_id, "%s", rid);
+        return 0;
+    }
+    id_new(req->request_id);
+    return rid ? -1 : 0;
+}
+
+/* Routes, checks the method and the token. 0 when the handler may run,
+ * -1 when a reply is queued. */
+static int admit(http_req *req)
+{
+    if (req->r.id == R_NONE) {
+        http_reply_error(req, 404, "not_found", "no such path");
+        return -1;
+    }
+    if (!route_method_ok(req->r.id, req->method)) {
+        http_add_header(req, "Allow", route_allow(req->r.id));
+        http_reply_error(req, 405, "method_not_allowed", "method %s is not allowed here (allowed: %s)",
+                         req->method, route_allow(req->r.id));
+        return -1;
+    }
+    unsigned scope = route_scope(req->r.id, req->method);
+    if (!scope)
+        return 0;
+    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    switch (auth_store_check(req->app->auth, h, scope, req->token_name)) {
+    case AUTH_OK:
+        return 0;
+    case AUTH_MISSING:
+        http_add_header(req, "WWW-Authenticate", "Bearer realm=\"bashexec\"");
+        http_reply_error(req, 401, "unauthorized", "an Authorization: Bearer token is required");
+        return -1;
+    case AUTH_INVALID:
+        http_add_header(req, "WWW-Authenticate", "Bearer realm=\"bashexec\", error=\"invalid_token\"");
+        http_reply_error(req, 401, "unauthorized", "the token is not valid");
+        return -1;
+    case AUTH_FORBIDDEN:
+        http_add_header(req, "WWW-Authenticate", "Bearer realm=\"bashexec\", error=\"insufficient_scope\"");
+        http_reply_error(req, 403, "forbidden", "token '%s' lacks the '%s' scope", req->token_name,
+                         scope == SCOPE_SUBMIT ? "submit" : scope == SCOPE_CANCEL ? "cancel" : "read");
+        return -1;
+    }
+    return -1;
+}
+
+static void dispatch(http_req *req)
+{
+    switch (req->r.id) {
+    case R_HEALTHZ:
+        handle_healthz(req);
+        break;
+    case R_READYZ:
+        handle_readyz(req);
+        break;
+    case R_METRICS:
+        handle_metrics(req);
+        break;
+    case R_JOBS:
+        if (!strcmp(req->method, "POST"))
+            handle_submit(req);
+        else
+            handle_list(req);
+        break;
+    case R_JOB:
+        if (!strcmp(req->method, "DELETE"))
+            handle_cancel(req);
+        else
+            handle_get(req);
+        break;
+    case R_JOB_OUTPUT:
+        handle_output(req);
+        break;
+    case R_JOB_EVENTS:
+    case R_WORKERS:
+        http_reply_error(req, 501, "not_implemented", "not implemented yet");
+        break;
+    case R_NONE:
+        break;
+    }
+    if (!req->replied && !req->waiting)
+        http_reply_error(req, 500, "internal", "no reply");
+}
+
+static int body_append(http_req *req, const char *data, size_t n)
+{
+    if (req->too_large || req->body_len + n > API_BODY_MAX) {
+        req->too_large = 1;
+        return 0;
+    }
+    if (req->body_len + n + 1 > req->body_cap) {
+        size_t nc = req->body_cap ? req->body_cap : 4096;
+        while (nc < req->body_len + n + 1)
+            nc *= 2;
+        char *nb = realloc(req->body, nc);
+        if (!nb)
+            return -1;
+        req->body = nb;
+        req->body_cap = nc;
+    }
+    memcpy(req->body + req->body_len, data, n);
+    req->body_len += n;
+    req->body[req->body_len] = 0;
+    return 0;
+}
+
+/* MHD calls this once with the headers, once per piece of body, and once
+ * more at the end (with *upload_size == 0): the reply waits for that last
+ * call, because libmicrohttpd closes a connection whose reply was queued
+ * before the request was read whole, and keep-alive is what makes the
+ * throughput. Only a body announced too large is refused up front. */
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    api_app *app = cls;
+    http_req *req = *con_cls;
+    if (!req) {
+        if (!(req = calloc(1, sizeof *req)))
+            return MHD_NO;
+        *con_cls = req;
+        atomic_fetch_add(&app->inflight, 1);
+        req->app = app;
+        req->conn = c;
+        req->method = method;
+        req->t0_ms = clock_mono_ms();
+        route_match(url, &req->r);
+        req->receiving = req->r.id == R_JOBS && !strcmp(method, "POST");
+        if (req->receiving) {
+            const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX) {
+                set_request_id(req);
+                http_reply_error(req, 413, "too_large", "the body is larger than %d bytes", API_BODY_MAX);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (req->receiving && !req->replied && body_append(req, upload, *upload_size))
+            return MHD_NO; /* out of memory: drop the connection */
+        *upload_size = 0; /* else a body nobody asked for */
+        return MHD_YES;
+    }
+    if (req->replied)
+        return MHD_YES;
+    if (req->waiting) {
+        finish_wait(req);
+        return MHD_YES;
+    }
+    if (set_request_id(req)) {
+        http_reply_error(req, 400, "bad_request", "header 'X-Request-Id' must be 1 to %d printable characters", HTTP_REQUEST_ID_MAX);
+        return MHD_YES;
+    }
+    if (admit(req))
+        return MHD_YES;
+    if (req->too_large)
+        http_reply_error(req, 413, "too_large", "the body is larger than %d bytes", API_BODY_MAX);
+    else
+        dispatch(req);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    (void)c;
+    (void)why;
+    api_app *app = cls;
+    http_req *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    if (req->waiting) {
+        /* The client left while we waited for RabbitMQ (libmicrohttpd
+         * resumed the connection and found it closed). The outcome must
+         * still be logged, and a failed submission undone. */
+        req->gone = 1;
+        finish_wait(req);
+    }
+    pub_msg_free(req->msg);
+    free(req->body);
+    free(req->doc);
+    free(req->idem_key);
+    free(req);
+    atomic_fetch_sub(&app->inflight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    LOGW("event=http_error msg=%s", log_q(msg));
+}
+
+http_server *http_start(api_app *app, int listen_fd, unsigned threads, char *err, size_t errlen)
+{
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->listen_fd = -1;
+    s->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_access, app,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first, to catch what the others say */
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
+        MHD_OPTION_END);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot start the http server (libmicrohttpd refused its options)");
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_quiesce(http_server *s)
+{
+    if (!s || s->listen_fd >= 0)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        s->listen_fd = fd;
+}
+
+void http_stop(http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->d);
+    /* after a quiesce MHD leaves the listening socket to us; otherwise
+     * MHD_stop_daemon closed it */
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    free(s);
+}

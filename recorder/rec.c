@@ -1,0 +1,417 @@
+/* rec — see rec.h. One thread: wait for the next delivery or the batch
+ * deadline, whichever is first; write the batch when it is full or due.
+ *
+ * Two AMQP connections: one consumes (channel 1, manual ack, prefetch
+ * twice the batch), the other publishes dead letters with confirms and
+ * is opened only when needed, because waiting for a confirm on the
+ * consuming connection would swallow the deliveries that arrive
+ * meanwhile (amqpc_poll_confirms is for connections that do not consume). */
+#include "rec.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <amqp.h>
+
+#include "amqpc.h"
+#include "batch.h"
+#include "clock.h"
+#include "event.h"
+#include "log.h"
+#include "names.h"
+
+#define REC_IDLE_MS 250         /* longest wait for a delivery: how soon a stop is seen */
+#define REC_BACKOFF_MIN_MS 100
+#define REC_BACKOFF_MAX_MS 5000
+#define REC_CONFIRM_MS 5000     /* a dead letter's confirm */
+#define REC_INDEX_RETRY_MS 60000
+
+typedef struct rec {
+    const bx_cfg *cfg;
+    bx_store *store;
+    volatile sig_atomic_t *stop;
+    bx_amqp *in;  /* consumes; NULL while disconnected */
+    bx_amqp *out; /* dead letters, confirm mode on channel 1; opened lazily */
+    char results_q[NAME_MAX_LEN];
+    char dlx[NAME_MAX_LEN];
+    batch b;
+    int amqp_down;        /* logged as lost, not yet regained */
+    int64_t amqp_down_ms; /* since when (monotonic) */
+    int mongo_down;
+    int64_t mongo_down_ms;
+    int indexes_ok;
+    int64_t index_retry_ms; /* next store_ensure_indexes attempt */
+    uint64_t written, dead_lettered;
+} rec;
+
+int rec_backoff_next(int cur_ms)
+{
+    if (cur_ms < REC_BACKOFF_MIN_MS)
+        return REC_BACKOFF_MIN_MS;
+    return cur_ms >= REC_BACKOFF_MAX_MS / 2 ? REC_BACKOFF_MAX_MS : cur_ms * 2;
+}
+
+/* Sleeps ms, in short steps so that a stop is seen soon, unless
+ * ignore_stop (the shutdown flush sleeps while stopping). */
+static void nap(rec *r, int ms, int ignore_stop)
+{
+    int64_t end = clock_mono_ms() + ms;
+    for (;;) {
+        int64_t left = end - clock_mono_ms();
+        if (left <= 0 || (!ignore_stop && *r->stop))
+            return;
+        if (left > 50)
+            left = 50;
+        struct timespec ts = {0, (long)left * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void amqp_close(rec *r)
+{
+    amqpc_free(r->in);
+    amqpc_free(r->out);
+    r->in = r->out = NULL;
+}
+
+/* Connects, declares the events topology, and starts consuming. */
+static int amqp_open(rec *r, char *err, size_t errlen)
+{
+    amqp_connection_state_t st;
+    int prefetch = r->cfg->batch_max * 2;
+    if (prefetch > 65535)
+        prefetch = 65535;
+    r->in = amqpc_connect(r->cfg->amqp_url, "bx-recorder", err, errlen);
+    if (!r->in)
+        return -1;
+    if (amqpc_declare(r->in, 1, r->cfg->ns, NULL, err, errlen) ||
+        amqpc_qos(r->in, 1, (uint16_t)prefetch, err, errlen))
+        goto fail;
+    st = amqpc_state(r->in);
+    amqp_basic_consume(st, 1, amqp_cstring_bytes(r->results_q), amqp_empty_bytes, 0, 0, 0,
+                       amqp_empty_table);
+    amqp_rpc_reply_t rr = amqp_get_rpc_reply(st);
+    if (rr.reply_type != AMQP_RESPONSE_NORMAL) {
+        char d[256];
+        amqpc_describe(rr, d, sizeof d);
+        snprintf(err, errlen, "consuming '%.200s': %.250s", r->results_q, d);
+        goto fail;
+    }
+    return 0;
+fail:
+    amqp_close(r);
+    return -1;
+}
+
+/* The consuming connection is gone: what we hold is redelivered to
+ * whoever consumes next (upserts are idempotent), so drop it. */
+static void amqp_lost(rec *r, const char *err)
+{
+    if (!r->amqp_down) {
+        LOGE("event=amqp_lost err=%s dropped=%zu", log_q(err), r->b.n);
+        r->amqp_down = 1;
+        r->amqp_down_ms = clock_mono_ms();
+    }
+    amqp_close(r);
+    batch_clear(&r->b);
+}
+
+/* Publishes body to <ns>.dlx with x-reason and waits for the confirm;
+ * tries a fresh connection once. 0, or -1 + err (not dead-lettered). */
+static int dead_letter(rec *r, const void *body, size_t len, const char *request_id,
+                       const char *reason, char *err, size_t errlen)
+{
+    amqpc_msg m = {.body = body, .len = len, .request_id = request_id, .reason = reason};
+    for (int i = 0; i < 2; i++) {
+        if (!r->out) {
+            r->out = amqpc_connect(r->cfg->amqp_url, "bx-recorder-dlx", err, errlen);
+            if (!r->out)
+                continue;
+            if (amqpc_confirm_select(r->out, 1, err, errlen)) {
+                amqpc_free(r->out);
+                r->out = NULL;
+                continue;
+            }
+        }
+        if (amqpc_publish_sync(r->out, 1, r->dlx, "", &m, REC_CONFIRM_MS, err, errlen) == 0)
+            return 0;
+        amqpc_free(r->out);
+        r->out = NULL;
+    }
+    return -1;
+}
+
+/* x-request-id of a delivery, into buf ("" when absent). */
+static const char *header_request_id(const amqp_envelope_t *env, char *buf, size_t n)
+{
+    const amqp_basic_properties_t *p = &env->message.properties;
+    buf[0] = 0;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return NULL;
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        if (e->key.len == 12 && memcmp(e->key.bytes, "x-request-id", 12) == 0 &&
+            (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES)) {
+            snprintf(buf, n, "%.*s", (int)e->value.value.bytes.len,
+                     (const char *)e->value.value.bytes.bytes);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* One delivery: into the batch, or dead-lettered and acked at once.
+ * 0, or -1 + err when the connection failed. */
+static int on_delivery(rec *r, amqp_envelope_t *env, char *err, size_t errlen)
+{
+    char why[256], reason[300], rid[128];
+    const char *body = env->message.body.bytes;
+    size_t len = env->message.body.len;
+    json_t *ev = event_decode(body, len, why, sizeof why);
+    if (ev) {
+        batch_add(&r->b, ev, env->delivery_tag, len, clock_mono_ms());
+        return 0;
+    }
+    snprintf(reason, sizeof reason, "invalid event: %s", why);
+    if (dead_letter(r, body, len, header_request_id(env, rid, sizeof rid), reason, err, errlen))
+        return -1;
+    /* Alone, not multiple: the batch's earlier tags are not stored yet. */
+    if (amqp_basic_ack(amqpc_state(r->in), 1, env->delivery_tag, 0) != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "ack failed");
+        return -1;
+    }
+    r->dead_lettered++;
+    LOGW("event=dead_lettered tag=%" PRIu64 " bytes=%zu reason=%s", (uint64_t)env->delivery_tag,
+         len, log_q(reason));
+    return 0;
+}
+
+/* Waits at most timeout_ms for one delivery and handles it. 0 (also on
+ * timeout), or -1 + err when the connection is unusable. */
+static int consume_one(rec *r, int timeout_ms, char *err, size_t errlen)
+{
+    amqp_connection_state_t st = amqpc_state(r->in);
+    amqp_envelope_t env;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    amqp_maybe_release_buffers(st);
+    amqp_rpc_reply_t rr = amqp_consume_message(st, &env, &tv, 0);
+    if (rr.reply_type == AMQP_RESPONSE_NORMAL) {
+        int rc = on_delivery(r, &env, err, errlen);
+        amqp_destroy_envelope(&env);
+        return rc;
+    }
+    if (rr.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && rr.library_error == AMQP_STATUS_TIMEOUT)
+        return 0;
+    if (rr.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        rr.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        /* A frame that is not a delivery: a close, or the server
+         * cancelling our consumer (queue deleted). */
+        amqp_frame_t f;
+        if (amqp_simple_wait_frame(st, &f) != AMQP_STATUS_OK) {
+            snprintf(err, errlen, "rabbitmq connection lost");
+            return -1;
+        }
+        if (f.frame_type != AMQP_FRAME_METHOD)
+            return 0;
+        switch (f.payload.method.id) {
+        case AMQP_CHANNEL_CLOSE_METHOD: {
+            amqp_channel_close_t *m = f.payload.method.decoded;
+            snprintf(err, errlen, "rabbitmq closed the channel: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (char *)m->reply_text.bytes);
+            return -1;
+        }
+        case AMQP_CONNECTION_CLOSE_METHOD: {
+            amqp_connection_close_t *m = f.payload.method.decoded;
+            snprintf(err, errlen, "rabbitmq closed the connection: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (char *)m->reply_text.bytes);
+            return -1;
+        }
+        case AMQP_BASIC_CANCEL_METHOD:
+            snprintf(err, errlen, "rabbitmq cancelled the consumer of '%.200s'", r->results_q);
+            return -1;
+        default:
+            return 0;
+        }
+    }
+    char d[256];
+    amqpc_describe(rr, d, sizeof d);
+    snprintf(err, errlen, "rabbitmq: %s", d);
+    return -1;
+}
+
+static void mongo_lost(rec *r, const char *err)
+{
+    if (r->mongo_down)
+        return;
+    r->mongo_down = 1;
+    r->mongo_down_ms = clock_mono_ms();
+    LOGE("event=mongo_lost err=%s held=%zu", log_q(err), r->b.n);
+}
+
+static void mongo_ok(rec *r)
+{
+    if (r->mongo_down) {
+        LOGI("event=mongo_regained down_ms=%" PRId64, clock_mono_ms() - r->mongo_down_ms);
+        r->mongo_down = 0;
+    }
+    if (!r->indexes_ok && clock_mono_ms() >= r->index_retry_ms) {
+        char err[256];
+        if (store_ensure_indexes(r->store, err, sizeof err) == 0) {
+            r->indexes_ok = 1;
+            LOGI("event=indexes_ready");
+        } else {
+            r->index_retry_ms = clock_mono_ms() + REC_INDEX_RETRY_MS;
+            LOGW("event=indexes_failed err=%s", log_q(err));
+        }
+    }
+}
+
+/* The batch failed while MongoDB answers a ping: some event in it cannot
+ * be stored (a key MongoDB refuses, too large, ...). Writes the events
+ * one by one and dead-letters those that fail alone, so that one bad
+ * event never blocks the queue. 0 when the batch is settled, 1 when
+ * MongoDB stopped answering (retry later), -1 + err on an AMQP failure. */
+static int settle_one_by_one(rec *r, char *err, size_t errlen)
+{
+    char e1[512], reason[600], rid[128];
+    for (size_t i = 0; i < r->b.n;) {
+        json_t *ev = r->b.evs[i];
+        if (store_upsert(r->store, &ev, 1, e1, sizeof e1) == 0) {
+            i++;
+            continue;
+        }
+        if (store_ping(r->store, reason, sizeof reason) < 0) {
+            mongo_lost(r, reason);
+            return 1;
+        }
+        char *body = json_dumps(ev, JSON_COMPACT);
+        if (!body) {
+            snprintf(err, errlen, "out of memory");
+            return 1;
+        }
+        snprintf(reason, sizeof reason, "unstorable event: %.500s", e1);
+        snprintf(rid, sizeof rid, "%s", json_string_value(json_object_get(ev, "request_id"))
+                                            ? json_string_value(json_object_get(ev, "request_id")) : "");
+        int rc = dead_letter(r, body, strlen(body), rid[0] ? rid : NULL, reason, err, errlen);
+        free(body);
+        if (rc)
+            return -1;
+        r->dead_lettered++;
+        LOGW("event=dead_lettered id=%s reason=%s", json_string_value(json_object_get(ev, "id")),
+             log_q(reason));
+        batch_drop(&r->b, i); /* its tag is acked with the batch */
+    }
+    return 0;
+}
+
+/* Writes the batch to MongoDB (retrying with backoff while MongoDB is
+ * down) and then acks it. give_up_ms (monotonic, 0 = never) bounds the
+ * wait during shutdown. 0 when written and acked or given up on (the
+ * batch is then cleared, unacked); -1 + err on an AMQP failure. */
+static int flush(rec *r, int64_t give_up_ms, char *err, size_t errlen)
+{
+    char serr[512], perr[256];
+    int backoff = 0;
+    while (r->b.n > 0) {
+        int64_t t0 = clock_mono_ms();
+        if (store_upsert(r->store, r->b.evs, r->b.n, serr, sizeof serr) == 0) {
+            r->written += r->b.n;
+            LOGI("event=batch_written n=%zu ms=%" PRId64, r->b.n, clock_mono_ms() - t0);
+            mongo_ok(r);
+            break;
+        }
+        if (store_ping(r->store, perr, sizeof perr) == 0) {
+            LOGW("event=batch_rejected n=%zu err=%s", r->b.n, log_q(serr));
+            int rc = settle_one_by_one(r, err, errlen);
+            if (rc < 0)
+                return -1;
+            if (rc == 0) {
+                mongo_ok(r);
+                break;
+            }
+        } else {
+            mongo_lost(r, serr);
+        }
+        if (give_up_ms && clock_mono_ms() >= give_up_ms) {
+            LOGW("event=batch_unwritten n=%zu reason=shutdown", r->b.n);
+            batch_clear(&r->b); /* unacked: RabbitMQ delivers it again */
+            return 0;
+        }
+        backoff = rec_backoff_next(backoff);
+        nap(r, backoff, give_up_ms != 0);
+        if (!give_up_ms && *r->stop)
+            give_up_ms = clock_mono_ms() + REC_SHUTDOWN_MS;
+    }
+    if (r->b.ack_tag &&
+        amqp_basic_ack(amqpc_state(r->in), 1, r->b.ack_tag, 1) != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "ack failed");
+        return -1;
+    }
+    batch_clear(&r->b);
+    return 0;
+}
+
+int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
+{
+    rec r = {.cfg = cfg, .store = store, .stop = stop};
+    char err[512];
+    int backoff = 0;
+
+    if (batch_init(&r.b, (size_t)cfg->batch_max) < 0) {
+        LOGE("event=stop err=%s", log_q("out of memory"));
+        return -1;
+    }
+    name_results_queue(r.results_q, sizeof r.results_q, cfg->ns);
+    name_dead_exchange(r.dlx, sizeof r.dlx, cfg->ns);
+    LOGI("event=start ns=%s queue=%s batch=%d batch_ms=%d", log_q(cfg->ns), log_q(r.results_q),
+         cfg->batch_max, cfg->batch_ms);
+    /* Once at start; when MongoDB does not answer yet, consumption goes
+     * on and the indexes follow the first successful write. */
+    if (store_ensure_indexes(store, err, sizeof err) == 0) {
+        r.indexes_ok = 1;
+    } else {
+        LOGW("event=indexes_failed err=%s", log_q(err));
+        r.index_retry_ms = clock_mono_ms();
+    }
+
+    while (!*stop) {
+        if (!r.in) {
+            if (amqp_open(&r, err, sizeof err) < 0) {
+                if (!r.amqp_down) {
+                    LOGE("event=amqp_lost err=%s", log_q(err));
+                    r.amqp_down = 1;
+                    r.amqp_down_ms = clock_mono_ms();
+                }
+                backoff = rec_backoff_next(backoff);
+                nap(&r, backoff, 0);
+                continue;
+            }
+            if (r.amqp_down)
+                LOGI("event=amqp_regained down_ms=%" PRId64, clock_mono_ms() - r.amqp_down_ms);
+            else
+                LOGI("event=amqp_connected queue=%s", log_q(r.results_q));
+            r.amqp_down = 0;
+            backoff = 0;
+        }
+        int64_t due = batch_due_in(&r.b, cfg->batch_ms, clock_mono_ms());
+        if (r.b.n > 0 && (batch_full(&r.b) || due <= 0)) {
+            if (flush(&r, 0, err, sizeof err) < 0)
+                amqp_lost(&r, err);
+            continue;
+        }
+        int wait = (due < 0 || due > REC_IDLE_MS) ? REC_IDLE_MS : (int)due;
+        if (consume_one(&r, wait, err, sizeof err) < 0)
+            amqp_lost(&r, err);
+    }
+
+    if (r.in && r.b.n > 0 && flush(&r, clock_mono_ms() + REC_SHUTDOWN_MS, err, sizeof err) < 0)
+        LOGW("event=batch_unacked err=%s", log_q(err));
+    amqp_close(&r);
+    batch_release(&r.b);
+    LOGI("event=stop written=%" PRIu64 " dead_lettered=%" PRIu64, r.written, r.dead_lettered);
+    return 0;
+}

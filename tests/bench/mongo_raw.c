@@ -1,0 +1,379 @@
+/* mongo_raw — the MongoDB side of the recorder benchmark (libmongoc):
+ *
+ *   mongo_raw gen  -n N -t TAG -o FILE   N result-like documents (benchdoc.h),
+ *                                        one JSON line each, labelled TAG
+ *   mongo_raw raw  -m URL -d DB -f FILE [-b BATCH]
+ *        inserts FILE's documents (_id = id) into a fresh collection of DB
+ *        with unordered bulk writes of BATCH, the indexes of DB.jobs copied
+ *        first so that both sides maintain the same indexes; prints the
+ *        rate; drops the collection. The documents are turned into BSON
+ *        before the clock starts: this is the server's and the driver's
+ *        ceiling, nothing else.
+ *   mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID] [-s TIMEOUT_S]
+ *        polls DB.jobs every 20 ms until N documents carry the label
+ *        LABEL=VALUE (LABEL defaults to bench_tag); prints the wall-clock
+ *        ms at which it saw them all (when bx-recorder had written them)
+ *        and how many of them succeeded. With -i it first waits, every
+ *        5 ms, for the document LAST_ID (the last one sent): a lookup by
+ *        _id is cheap, while counting by label scans the collection on
+ *        FerretDB, and the poll must not slow down what it measures.
+ *   mongo_raw dropdb -m URL -d DB    drops database DB (cleanup)
+ *
+ * Prints one JSON line; exit 0 on success. */
+#include <bson/bson.h>
+#include <mongoc/mongoc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "benchdoc.h"
+
+#define MAX_DOC 4096
+
+static int cmd_gen(long n, const char *tag, const char *file)
+{
+    FILE *f = fopen(file, "w");
+    if (!f) {
+        perror(file);
+        return 1;
+    }
+    char id[37], doc[MAX_DOC];
+    for (long i = 0; i < n; i++) {
+        bench_uuid7(id);
+        size_t len = bench_result_doc(doc, sizeof doc, id, tag);
+        if (!len || fprintf(f, "%s\n", doc) < 0) {
+            fclose(f);
+            return 1;
+        }
+    }
+    if (fclose(f)) {
+        perror(file);
+        return 1;
+    }
+    printf("{\"generated\":%ld,\"tag\":\"%s\"}\n", n, tag);
+    return 0;
+}
+
+/* The documents of file as BSON with _id = id: a new array of *n. */
+static bson_t **load_docs(const char *file, size_t *n)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        perror(file);
+        return NULL;
+    }
+    bson_t **v = NULL;
+    size_t cap = 0, lcap = 0;
+    char *line = NULL;
+    ssize_t r;
+    *n = 0;
+    while ((r = getline(&line, &lcap, f)) > 0) {
+        if (r <= 1)
+            continue;
+        bson_error_t e;
+        bson_t *json = bson_new_from_json((const uint8_t *)line, r, &e);
+        if (!json) {
+            fprintf(stderr, "mongo_raw: %s: %s\n", file, e.message);
+            goto fail;
+        }
+        bson_iter_t it;
+        bson_t *doc = bson_new();
+        if (bson_iter_init_find(&it, json, "id") && BSON_ITER_HOLDS_UTF8(&it))
+            BSON_APPEND_UTF8(doc, "_id", bson_iter_utf8(&it, NULL));
+        bson_concat(doc, json);
+        bson_destroy(json);
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            bson_t **nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                bson_destroy(doc);
+                goto fail;
+            }
+            v = nv;
+        }
+        v[(*n)++] = doc;
+    }
+    free(line);
+    fclose(f);
+    return v;
+fail:
+    for (size_t i = 0; i < *n; i++)
+        bson_destroy(v[i]);
+    free(v);
+    free(line);
+    fclose(f);
+    return NULL;
+}
+
+/* Creates on dst the indexes src has (but _id's); returns how many. */
+static int copy_indexes(mongoc_collection_t *src, mongoc_collection_t *dst)
+{
+    mongoc_cursor_t *cur = mongoc_collection_find_indexes_with_opts(src, NULL);
+    const bson_t *spec;
+    bson_t idx = BSON_INITIALIZER;
+    int n = 0;
+    bson_t arr;
+    bson_append_array_begin(&idx, "indexes", -1, &arr);
+    while (mongoc_cursor_next(cur, &spec)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, spec, "name") && !strcmp(bson_iter_utf8(&it, NULL), "_id_"))
+            continue;
+        bson_t one;
+        char key[16];
+        const char *k;
+        bson_uint32_to_string((uint32_t)n, &k, key, sizeof key);
+        bson_append_document_begin(&arr, k, -1, &one);
+        bson_iter_t f;
+        if (bson_iter_init(&f, spec)) {
+            while (bson_iter_next(&f)) {
+                const char *fk = bson_iter_key(&f);
+                if (!strcmp(fk, "v") || !strcmp(fk, "ns"))
+                    continue;
+                bson_append_iter(&one, fk, -1, &f);
+            }
+        }
+        bson_append_document_end(&arr, &one);
+        n++;
+    }
+    bson_append_array_end(&idx, &arr);
+    mongoc_cursor_destroy(cur);
+    if (n) {
+        bson_t cmd = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&cmd, "createIndexes", mongoc_collection_get_name(dst));
+        bson_iter_t it;
+        bson_iter_init_find(&it, &idx, "indexes");
+        bson_append_iter(&cmd, "indexes", -1, &it);
+        bson_error_t e;
+        if (!mongoc_collection_write_command_with_opts(dst, &cmd, NULL, NULL, &e)) {
+            fprintf(stderr, "mongo_raw: createIndexes: %s\n", e.message);
+            n = -1;
+        }
+        bson_destroy(&cmd);
+    }
+    bson_destroy(&idx);
+    return n;
+}
+
+static int cmd_raw(const char *url, const char *db, const char *file, long batch)
+{
+    size_t n = 0;
+    bson_t **docs = load_docs(file, &n);
+    if (!docs || !n) {
+        fprintf(stderr, "mongo_raw: no documents in %s\n", file);
+        free(docs);
+        return 1;
+    }
+    int rc = 1;
+    bson_error_t e;
+    mongoc_client_t *cl = mongoc_client_new(url);
+    if (!cl) {
+        fprintf(stderr, "mongo_raw: bad URL\n");
+        goto out;
+    }
+    mongoc_client_set_appname(cl, "bench-mongo-raw");
+    char name[64];
+    snprintf(name, sizeof name, "bench_raw_%ld", (long)getpid());
+    mongoc_database_t *d = mongoc_client_get_database(cl, db);
+    mongoc_collection_t *jobs = mongoc_client_get_collection(cl, db, "jobs");
+    mongoc_collection_t *c = mongoc_database_create_collection(d, name, NULL, &e);
+    if (!c) {
+        fprintf(stderr, "mongo_raw: create collection: %s\n", e.message);
+        mongoc_collection_destroy(jobs);
+        mongoc_database_destroy(d);
+        goto out_client;
+    }
+    int nidx = copy_indexes(jobs, c);
+    if (nidx < 0)
+        goto out_coll;
+
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    int64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < n; i += (size_t)batch) {
+        mongoc_bulk_operation_t *b = mongoc_collection_create_bulk_operation_with_opts(c, &opts);
+        for (size_t k = i; k < n && k < i + (size_t)batch; k++)
+            mongoc_bulk_operation_insert_with_opts(b, docs[k], NULL, NULL);
+        bson_t reply;
+        uint32_t ok = mongoc_bulk_operation_execute(b, &reply, &e);
+        bson_destroy(&reply);
+        mongoc_bulk_operation_destroy(b);
+        if (!ok) {
+            fprintf(stderr, "mongo_raw: bulk insert: %s\n", e.message);
+            bson_destroy(&opts);
+            goto out_coll;
+        }
+    }
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    bson_destroy(&opts);
+    int64_t count = mongoc_collection_count_documents(c, &(bson_t)BSON_INITIALIZER, NULL, NULL,
+                                                      NULL, &e);
+    if (count != (int64_t)n) {
+        fprintf(stderr, "mongo_raw: %lld documents stored, %zu inserted\n", (long long)count, n);
+        goto out_coll;
+    }
+    printf("{\"docs\":%zu,\"batch\":%ld,\"indexes\":%d,\"seconds\":%.4f,\"per_s\":%.1f}\n", n,
+           batch, nidx, secs, (double)n / secs);
+    rc = 0;
+out_coll:
+    if (!mongoc_collection_drop(c, &e))
+        fprintf(stderr, "mongo_raw: drop %s: %s\n", name, e.message);
+    mongoc_collection_destroy(c);
+    mongoc_collection_destroy(jobs);
+    mongoc_database_destroy(d);
+out_client:
+    mongoc_client_destroy(cl);
+out:
+    for (size_t i = 0; i < n; i++)
+        bson_destroy(docs[i]);
+    free(docs);
+    return rc;
+}
+
+/* 1 when DB.jobs holds a document with _id id, 0 if not, -1 on error. */
+static int has_id(mongoc_collection_t *c, const char *id, bson_error_t *e)
+{
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    int64_t n = mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, e);
+    bson_destroy(filter);
+    return n < 0 ? -1 : n > 0;
+}
+
+static int cmd_wait(const char *url, const char *db, const char *label, const char *tag, long n,
+                    const char *last_id, double timeout_s)
+{
+    mongoc_client_t *cl = mongoc_client_new(url);
+    if (!cl) {
+        fprintf(stderr, "mongo_raw: bad URL\n");
+        return 1;
+    }
+    mongoc_client_set_appname(cl, "bench-mongo-wait");
+    mongoc_collection_t *c = mongoc_client_get_collection(cl, db, "jobs");
+    char key[256];
+    snprintf(key, sizeof key, "labels.%s", label);
+    bson_t *filter = BCON_NEW(key, BCON_UTF8(tag));
+    int64_t t0 = bench_now_ns(), seen = 0;
+    int rc = 1, polls = 0;
+    while (last_id) {
+        bson_error_t e;
+        int r = has_id(c, last_id, &e);
+        polls++;
+        if (r > 0)
+            break;
+        if (r < 0 || (double)(bench_now_ns() - t0) / 1e9 > timeout_s) {
+            fprintf(stderr, "mongo_raw: document %s not there after %.0f s%s%s\n", last_id,
+                    timeout_s, r < 0 ? ": " : "", r < 0 ? e.message : "");
+            goto out;
+        }
+        usleep(5000);
+    }
+    for (;;) {
+        bson_error_t e;
+        seen = mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, &e);
+        polls++;
+        if (seen >= n) {
+            int64_t end = bench_wall_ms();
+            bson_t *ok = BCON_NEW(key, BCON_UTF8(tag), "state", BCON_UTF8("succeeded"));
+            int64_t nok = mongoc_collection_count_documents(c, ok, NULL, NULL, NULL, &e);
+            bson_destroy(ok);
+            printf("{\"seen\":%lld,\"succeeded\":%lld,\"end_wall_ms\":%lld,\"polls\":%d}\n",
+                   (long long)seen, (long long)nok, (long long)end, polls);
+            rc = 0;
+            break;
+        }
+        if ((double)(bench_now_ns() - t0) / 1e9 > timeout_s) {
+            fprintf(stderr, "mongo_raw: only %lld of %ld documents after %.0f s%s%s\n",
+                    (long long)(seen < 0 ? 0 : seen), n, timeout_s, seen < 0 ? ": " : "",
+                    seen < 0 ? e.message : "");
+            printf("{\"seen\":%lld,\"end_wall_ms\":null}\n", (long long)(seen < 0 ? 0 : seen));
+            break;
+        }
+        usleep(20000);
+    }
+out:
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(cl);
+    return rc;
+}
+
+static int cmd_dropdb(const char *url, const char *db)
+{
+    mongoc_client_t *cl = mongoc_client_new(url);
+    if (!cl) {
+        fprintf(stderr, "mongo_raw: bad URL\n");
+        return 1;
+    }
+    mongoc_database_t *d = mongoc_client_get_database(cl, db);
+    bson_error_t e;
+    int rc = 0;
+    if (!mongoc_database_drop(d, &e)) {
+        fprintf(stderr, "mongo_raw: drop database %s: %s\n", db, e.message);
+        rc = 1;
+    }
+    mongoc_database_destroy(d);
+    mongoc_client_destroy(cl);
+    return rc;
+}
+
+/* libmongoc warns at every shutdown that FerretDB lacks endSessions */
+static void log_quiet(mongoc_log_level_t level, const char *domain, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level <= MONGOC_LOG_LEVEL_WARNING && !strstr(msg, "endSessions"))
+        fprintf(stderr, "mongo_raw: %s: %s\n", domain, msg);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        goto usage;
+    const char *mode = argv[1], *url = "mongodb://127.0.0.1:27017/", *db = NULL, *tag = NULL,
+               *file = NULL;
+    const char *label = "bench_tag", *last_id = NULL;
+    long n = 5000, batch = 500;
+    double timeout_s = 60;
+    int o;
+    optind = 2;
+    while ((o = getopt(argc, argv, "m:d:n:t:o:f:b:s:k:i:")) != -1) {
+        switch (o) {
+        case 'm': url = optarg; break;
+        case 'd': db = optarg; break;
+        case 'n': n = strtol(optarg, NULL, 10); break;
+        case 't': tag = optarg; break;
+        case 'o':
+        case 'f': file = optarg; break;
+        case 'b': batch = strtol(optarg, NULL, 10); break;
+        case 's': timeout_s = strtod(optarg, NULL); break;
+        case 'k': label = optarg; break;
+        case 'i': last_id = optarg; break;
+        default: goto usage;
+        }
+    }
+    if (n < 1 || batch < 1)
+        goto usage;
+    int rc;
+    if (!strcmp(mode, "gen") && tag && file)
+        return cmd_gen(n, tag, file);
+    mongoc_init();
+    mongoc_log_set_handler(log_quiet, NULL);
+    if (!strcmp(mode, "raw") && db && file)
+        rc = cmd_raw(url, db, file, batch);
+    else if (!strcmp(mode, "wait") && db && tag)
+        rc = cmd_wait(url, db, label, tag, n, last_id, timeout_s);
+    else if (!strcmp(mode, "dropdb") && db)
+        rc = cmd_dropdb(url, db);
+    else {
+        mongoc_cleanup();
+        goto usage;
+    }
+    mongoc_cleanup();
+    return rc;
+usage:
+    fprintf(stderr, "usage: mongo_raw gen -n N -t TAG -o FILE\n"
+                    "       mongo_raw raw -m URL -d DB -f FILE [-b BATCH]\n"
+                    "       mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID] "
+                    "[-s TIMEOUT_S]\n"
+                    "       mongo_raw dropdb -m URL -d DB\n");
+    return 2;
+}
