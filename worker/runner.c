@@ -35,6 +35,8 @@
 #define HEARTBEAT_MS 5000
 #define DEFER_MS 1000         /* a leased or locked job is asked again after this */
 #define CANCEL_GRACE_MS 500   /* "killed within a second" */
+#define LOCK_WAIT_MS 250      /* a job whose lock is held asks again after this */
+#define LOCK_WAIT_TEXT "250"
 #define MAX_WATCH PROC_MAX_FDS
 
 typedef struct slot slot;
@@ -577,8 +579,31 @@ static void start(runner *r, delivery *d)
         job_release(j);
         free(s);
         return;
+    case BEGIN_LOCKED: {
+        /* Waiting for a lock must hold neither a slot nor the prefetch
+         * window: the job waits in a delay queue and comes back. */
+        char q[NAME_MAX_LEN];
+        char *body = malloc(d->len + 1);
+        outmsg *o = NULL;
+        if (body && retry_queue(r, j->queue, LOCK_WAIT_MS, q, sizeof q, err, sizeof err) == 0)
+            o = outmsg_new(d, "", q, body, d->len);
+        if (o) {
+            memcpy(body, d->body, d->len);
+            o->priority = j->priority;
+            o->expiration = strdup(LOCK_WAIT_TEXT);
+            LOGD("event=job_waits_for_lock id=%s lock=%s", j->id, log_q(j->lock));
+            job_release(j);
+            free(s);
+            outmsg_try(r, o);
+            return;
+        }
+        free(body);
+        job_release(j);
+        free(s);
+        defer(r, d, DEFER_MS);
+        return;
+    }
     case BEGIN_LEASED:
-    case BEGIN_LOCKED:
     case BEGIN_ERROR:
         if (br == BEGIN_ERROR) {
             if (r->redis_ok)
@@ -587,7 +612,7 @@ static void start(runner *r, delivery *d)
         }
         job_release(j);
         free(s);
-        defer(r, d, br == BEGIN_LOCKED ? 200 : DEFER_MS);
+        defer(r, d, DEFER_MS);
         return;
     }
     if (!r->redis_ok)
