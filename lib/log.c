@@ -11,11 +11,13 @@
 
 static const char *log_ident = "bx";
 static int log_stderr = 1;
+static long log_pid; /* our processes never fork without exec */
 
 void log_open(const char *ident, int facility, int to_stderr)
 {
     log_ident = ident;
     log_stderr = to_stderr;
+    log_pid = (long)getpid();
     openlog(ident, LOG_PID | LOG_NDELAY, facility);
 }
 
@@ -45,7 +47,7 @@ void log_msg(int level, const char *fmt, ...)
         /* one write per line so lines of concurrent threads never interleave */
         char out[2200];
         int n = snprintf(out, sizeof out, "%s %s[%ld] level=%s %s\n", ts, log_ident,
-                         (long)getpid(), level_name(level), line);
+                         log_pid ? log_pid : (long)getpid(), level_name(level), line);
         if (n > (int)sizeof out - 1)
             n = (int)sizeof out - 1, out[n - 1] = '\n';
         ssize_t w = write(2, out, (size_t)n);

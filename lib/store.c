@@ -198,28 +198,33 @@ int store_ping(bx_store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* One createIndexes command per index: FerretDB v1.24 panics (and drops
+ * the connection) on a command listing two indexes that both exist
+ * already (it deletes from the list it iterates by stale positions). */
 int store_ensure_indexes(bx_store *s, char *err, size_t errlen)
 {
-    conn c;
-    bson_error_t e;
-    bson_t reply;
     /* Newest first within a state or a queue: the history's queries. */
-    bson_t *cmd = BCON_NEW("createIndexes", STORE_COLL, "indexes", "[",
-                           "{", "key", "{", "state", BCON_INT32(1), "_id", BCON_INT32(-1), "}",
-                           "name", "state_1__id_-1", "}",
-                           "{", "key", "{", "queue", BCON_INT32(1), "_id", BCON_INT32(-1), "}",
-                           "name", "queue_1__id_-1", "}",
-                           "]");
+    static const char *const fields[] = {"state", "queue"};
+    conn c;
+    int rc = 0;
     coll_get(s, &c);
-    bool ok = mongoc_collection_write_command_with_opts(c.coll, cmd, NULL, &reply, &e);
-    coll_put(s, &c);
-    bson_destroy(cmd);
-    bson_destroy(&reply);
-    if (!ok) {
-        seterr(err, errlen, "mongodb createIndexes: %s", e.message);
-        return -1;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && rc == 0; i++) {
+        char name[64];
+        bson_error_t e;
+        bson_t reply;
+        snprintf(name, sizeof name, "%s_1__id_-1", fields[i]);
+        bson_t *cmd = BCON_NEW("createIndexes", STORE_COLL, "indexes", "[", "{", "key", "{",
+                               fields[i], BCON_INT32(1), "_id", BCON_INT32(-1), "}", "name",
+                               BCON_UTF8(name), "}", "]");
+        if (!mongoc_collection_write_command_with_opts(c.coll, cmd, NULL, &reply, &e)) {
+            seterr(err, errlen, "mongodb createIndexes %s: %s", name, e.message);
+            rc = -1;
+        }
+        bson_destroy(&reply);
+        bson_destroy(cmd);
     }
-    return 0;
+    coll_put(s, &c);
+    return rc;
 }
 
 /* ---- jansson -> BSON ---- */

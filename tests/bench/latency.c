@@ -10,7 +10,11 @@
  * Waiting: "sse" follows GET /v1/jobs/{id}/events until a terminal state
  * shows (pushed, like Celery's result.get() on Redis pub/sub); "poll"
  * asks GET /v1/jobs/{id} every 200 us on a kept-alive connection; "auto"
- * uses SSE when the API serves it and falls back to polling. */
+ * uses SSE when the API serves it and falls back to polling.
+ *
+ * Also printed: server_p50_ms, the same latency from the jobs' own
+ * timestamps (finished_at - submitted_at, millisecond resolution), which
+ * leaves out the client's HTTP round trips and its polling. */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -57,6 +61,36 @@ static int has_terminal_state(const char *p, size_t len)
     return 0;
 }
 
+/* The last "key":"<RFC 3339 ms>" in text as ms since the epoch, or -1. */
+static int64_t last_time(const char *p, size_t len, const char *key)
+{
+    char pat[64];
+    int pl = snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *end = p + len, *hit = NULL;
+    for (const char *s = p; (s = memmem(s, (size_t)(end - s), pat, (size_t)pl)); s += pl)
+        hit = s;
+    if (!hit)
+        return -1;
+    hit += pl;
+    while (hit < end && (*hit == ' ' || *hit == ':'))
+        hit++;
+    struct tm tm = {0};
+    int ms = 0;
+    if (sscanf(hit, "\"%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* finished_at - submitted_at of the document(s) in text, or -1. */
+static int64_t server_ms(const char *p, size_t len)
+{
+    int64_t a = last_time(p, len, "submitted_at"), b = last_time(p, len, "finished_at");
+    return a >= 0 && b >= a ? b - a : -1;
+}
+
 static size_t on_data(char *d, size_t sz, size_t nm, void *ud)
 {
     buf *b = ud;
@@ -89,6 +123,7 @@ static size_t on_sse(char *d, size_t sz, size_t nm, void *ud)
 
 typedef struct client {
     const char *url;
+    int64_t server_ms; /* of the job last waited for; -1 = unknown */
     CURL *post, *get, *sse;
     struct curl_slist *hdrs, *sse_hdrs;
     char *body;
@@ -151,8 +186,11 @@ static int poll_once(client *c, const char *id)
     long status = 0;
     curl_easy_getinfo(c->get, CURLINFO_RESPONSE_CODE, &status);
     int r = -1;
-    if (rc == CURLE_OK && status == 200)
+    if (rc == CURLE_OK && status == 200) {
         r = has_terminal_state(b.p, b.len);
+        if (r)
+            c->server_ms = server_ms(b.p, b.len);
+    }
     else if (rc == CURLE_OK && status == 404)
         r = 0; /* not visible yet */
     else
@@ -174,6 +212,8 @@ static int sse_wait(client *c, const char *id)
     long status = 0;
     curl_easy_getinfo(c->sse, CURLINFO_RESPONSE_CODE, &status);
     int r = b.terminal ? 1 : (rc == CURLE_OK || status != 200) ? 0 : -1;
+    if (r == 1)
+        c->server_ms = server_ms(b.p, b.len);
     free(b.p);
     return r;
 }
@@ -186,6 +226,7 @@ static int cmp_i64(const void *a, const void *b)
 
 static int wait_job(client *c, const char *id, int use_sse)
 {
+    c->server_ms = -1;
     if (use_sse)
         return sse_wait(c, id);
     int64_t deadline = bench_now_ns() + (int64_t)30 * 1000000000;
@@ -250,9 +291,10 @@ int main(int argc, char **argv)
     c.sse = easy(c.sse_hdrs);
     if (c.sse) /* a stream that says nothing more is given up sooner */
         curl_easy_setopt(c.sse, CURLOPT_TIMEOUT_MS, 5000L);
-    int64_t *lat = malloc((size_t)n * sizeof *lat);
+    int64_t *lat = malloc((size_t)n * sizeof *lat), *srv = malloc((size_t)n * sizeof *srv);
+    long nsrv = 0;
     int rc = 1, use_sse = strcmp(mode, "poll") != 0;
-    if (!c.body || !c.post || !c.get || !c.sse || !lat)
+    if (!c.body || !c.post || !c.get || !c.sse || !lat || !srv)
         goto out;
 
     char id[64];
@@ -274,16 +316,24 @@ int main(int argc, char **argv)
             fprintf(stderr, "latency: waiting for job %s failed\n", id);
             goto out;
         }
-        if (i >= warmup)
+        if (i >= warmup) {
             lat[i - warmup] = bench_now_ns() - t0;
+            if (c.server_ms >= 0)
+                srv[nsrv++] = c.server_ms;
+        }
     }
     qsort(lat, (size_t)n, sizeof *lat, cmp_i64);
-    printf("{\"n\":%ld,\"method\":\"%s\",\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"min_ms\":%.4f}\n", n,
+    qsort(srv, (size_t)nsrv, sizeof *srv, cmp_i64);
+    printf("{\"n\":%ld,\"method\":\"%s\",\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"min_ms\":%.4f", n,
            use_sse ? "sse" : "poll", (double)lat[n / 2] / 1e6, (double)lat[(n * 99) / 100] / 1e6,
            (double)lat[0] / 1e6);
+    if (nsrv)
+        printf(",\"server_p50_ms\":%lld", (long long)srv[nsrv / 2]);
+    printf("}\n");
     rc = 0;
 out:
     free(lat);
+    free(srv);
     free(c.body);
     if (c.post)
         curl_easy_cleanup(c.post);

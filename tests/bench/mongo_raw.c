@@ -9,7 +9,7 @@
  *        rate; drops the collection. The documents are turned into BSON
  *        before the clock starts: this is the server's and the driver's
  *        ceiling, nothing else.
- *   mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID] [-s TIMEOUT_S]
+ *   mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID] [-s TIMEOUT_S] [-S STALL_S]
  *        polls DB.jobs every 20 ms until N documents carry the label
  *        LABEL=VALUE (LABEL defaults to bench_tag); prints the wall-clock
  *        ms at which it saw them all (when bx-recorder had written them)
@@ -17,6 +17,8 @@
  *        5 ms, for the document LAST_ID (the last one sent): a lookup by
  *        _id is cheap, while counting by label scans the collection on
  *        FerretDB, and the poll must not slow down what it measures.
+ *        Gives up after TIMEOUT_S (60), or when the count has not grown
+ *        for STALL_S (15): nothing is recording them.
  *   mongo_raw dropdb -m URL -d DB    drops database DB (cleanup)
  *
  * Prints one JSON line; exit 0 on success. */
@@ -240,7 +242,7 @@ static int has_id(mongoc_collection_t *c, const char *id, bson_error_t *e)
 }
 
 static int cmd_wait(const char *url, const char *db, const char *label, const char *tag, long n,
-                    const char *last_id, double timeout_s)
+                    const char *last_id, double timeout_s, double stall_s)
 {
     mongoc_client_t *cl = mongoc_client_new(url);
     if (!cl) {
@@ -252,44 +254,54 @@ static int cmd_wait(const char *url, const char *db, const char *label, const ch
     char key[256];
     snprintf(key, sizeof key, "labels.%s", label);
     bson_t *filter = BCON_NEW(key, BCON_UTF8(tag));
-    int64_t t0 = bench_now_ns(), seen = 0;
-    int rc = 1, polls = 0;
-    while (last_id) {
-        bson_error_t e;
-        int r = has_id(c, last_id, &e);
-        polls++;
-        if (r > 0)
-            break;
-        if (r < 0 || (double)(bench_now_ns() - t0) / 1e9 > timeout_s) {
-            fprintf(stderr, "mongo_raw: document %s not there after %.0f s%s%s\n", last_id,
-                    timeout_s, r < 0 ? ": " : "", r < 0 ? e.message : "");
+    int64_t t0 = bench_now_ns(), seen = 0, best = 0, progress_ns = t0, counted_ns = 0;
+    int rc = 1, polls = 0, found_last = !last_id;
+    bson_error_t e;
+    for (;;) {
+        int64_t now = bench_now_ns();
+        if (!found_last) {
+            /* the cheap lookup; a count once a second tells progress */
+            int r = has_id(c, last_id, &e);
+            polls++;
+            if (r < 0)
+                goto fail;
+            found_last = r;
+        }
+        if (found_last || now - counted_ns > 1000000000) {
+            seen = mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, &e);
+            counted_ns = now;
+            polls++;
+            if (seen < 0)
+                goto fail;
+            if (seen >= n)
+                break;
+            if (seen > best) {
+                best = seen;
+                progress_ns = now;
+            }
+        }
+        if ((double)(now - t0) / 1e9 > timeout_s) {
+            fprintf(stderr, "mongo_raw: only %lld of %ld documents after %.0f s\n",
+                    (long long)best, n, timeout_s);
             goto out;
         }
-        usleep(5000);
-    }
-    for (;;) {
-        bson_error_t e;
-        seen = mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, &e);
-        polls++;
-        if (seen >= n) {
-            int64_t end = bench_wall_ms();
-            bson_t *ok = BCON_NEW(key, BCON_UTF8(tag), "state", BCON_UTF8("succeeded"));
-            int64_t nok = mongoc_collection_count_documents(c, ok, NULL, NULL, NULL, &e);
-            bson_destroy(ok);
-            printf("{\"seen\":%lld,\"succeeded\":%lld,\"end_wall_ms\":%lld,\"polls\":%d}\n",
-                   (long long)seen, (long long)nok, (long long)end, polls);
-            rc = 0;
-            break;
+        if ((double)(now - progress_ns) / 1e9 > stall_s) {
+            fprintf(stderr, "mongo_raw: stuck at %lld of %ld documents for %.0f s\n",
+                    (long long)best, n, stall_s);
+            goto out;
         }
-        if ((double)(bench_now_ns() - t0) / 1e9 > timeout_s) {
-            fprintf(stderr, "mongo_raw: only %lld of %ld documents after %.0f s%s%s\n",
-                    (long long)(seen < 0 ? 0 : seen), n, timeout_s, seen < 0 ? ": " : "",
-                    seen < 0 ? e.message : "");
-            printf("{\"seen\":%lld,\"end_wall_ms\":null}\n", (long long)(seen < 0 ? 0 : seen));
-            break;
-        }
-        usleep(20000);
+        usleep(found_last ? 20000 : 5000);
     }
+    int64_t end = bench_wall_ms();
+    bson_t *ok = BCON_NEW(key, BCON_UTF8(tag), "state", BCON_UTF8("succeeded"));
+    int64_t nok = mongoc_collection_count_documents(c, ok, NULL, NULL, NULL, &e);
+    bson_destroy(ok);
+    printf("{\"seen\":%lld,\"succeeded\":%lld,\"end_wall_ms\":%lld,\"polls\":%d}\n",
+           (long long)seen, (long long)nok, (long long)end, polls);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "mongo_raw: %s\n", e.message);
 out:
     bson_destroy(filter);
     mongoc_collection_destroy(c);
@@ -332,10 +344,10 @@ int main(int argc, char **argv)
                *file = NULL;
     const char *label = "bench_tag", *last_id = NULL;
     long n = 5000, batch = 500;
-    double timeout_s = 60;
+    double timeout_s = 60, stall_s = 15;
     int o;
     optind = 2;
-    while ((o = getopt(argc, argv, "m:d:n:t:o:f:b:s:k:i:")) != -1) {
+    while ((o = getopt(argc, argv, "m:d:n:t:o:f:b:s:k:i:S:")) != -1) {
         switch (o) {
         case 'm': url = optarg; break;
         case 'd': db = optarg; break;
@@ -347,6 +359,7 @@ int main(int argc, char **argv)
         case 's': timeout_s = strtod(optarg, NULL); break;
         case 'k': label = optarg; break;
         case 'i': last_id = optarg; break;
+        case 'S': stall_s = strtod(optarg, NULL); break;
         default: goto usage;
         }
     }
@@ -360,7 +373,7 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "raw") && db && file)
         rc = cmd_raw(url, db, file, batch);
     else if (!strcmp(mode, "wait") && db && tag)
-        rc = cmd_wait(url, db, label, tag, n, last_id, timeout_s);
+        rc = cmd_wait(url, db, label, tag, n, last_id, timeout_s, stall_s);
     else if (!strcmp(mode, "dropdb") && db)
         rc = cmd_dropdb(url, db);
     else {
@@ -373,7 +386,7 @@ usage:
     fprintf(stderr, "usage: mongo_raw gen -n N -t TAG -o FILE\n"
                     "       mongo_raw raw -m URL -d DB -f FILE [-b BATCH]\n"
                     "       mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID] "
-                    "[-s TIMEOUT_S]\n"
+                    "[-s TIMEOUT_S] [-S STALL_S]\n"
                     "       mongo_raw dropdb -m URL -d DB\n");
     return 2;
 }
