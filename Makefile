@@ -12,10 +12,11 @@ ifdef SAN
 BX_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS   += -fsanitize=address,undefined
 BUILD   := build/san
+BIN     := build/san/bin
 else
 BUILD   := build/rel
-endif
 BIN     := bin
+endif
 
 LIB_SRC := $(wildcard lib/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -78,7 +79,7 @@ unit: $(UNIT_BIN)
 test:
 	@$(DEPS_OK)
 	@$(MAKE) --no-print-directory all unit
-	@tests/run.sh $(BUILD)
+	@BX_BIN_DIR=$(abspath $(BIN)) tests/run.sh $(BUILD) $(T)
 
 bench: ; @$(DEPS_OK); $(MAKE) --no-print-directory all && tests/bench/run.sh
 fuzz: ; @echo "fuzz targets: not built yet (see issue 5)"; exit 1

@@ -48,7 +48,8 @@ static void history_row(json_t *j, int width)
     cli_fmt_exit(j, ex, sizeof ex);
     cli_fmt_duration(json_is_integer(d) ? json_integer_value(d) : -1, dur, sizeof dur);
     int used = printf("%-36s  %-9s  %-7s  %8s  ", id ? id : "?", state ? state : "?", ex, dur);
-    print_cut(cmd ? cmd : "", width - used);
+    /* a narrow terminal wraps rather than show no command at all */
+    print_cut(cmd ? cmd : "", width - used < 24 ? 24 : width - used);
 }
 
 static void history_usage(FILE *f)
