@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "clock.h"
 #include "names.h"
 
 #define CH_JOBS 1
@@ -190,6 +191,9 @@ static int deliver(consumer *c, const amqp_basic_deliver_t *m, char *err, size_t
         goto oom;
     memcpy(d->body, msg.body.bytes, msg.body.len);
     d->body[msg.body.len] = 0;
+    if (msg.properties._flags & AMQP_BASIC_PRIORITY_FLAG)
+        d->priority = msg.properties.priority;
+    d->at_mono = clock_mono_ms();
     if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
         d->request_id = header(&msg.properties.headers, "x-request-id");
         d->traceparent = header(&msg.properties.headers, "traceparent");

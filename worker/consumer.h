@@ -20,6 +20,8 @@ typedef struct delivery {
     char *request_id;  /* header x-request-id, or NULL */
     char *traceparent; /* header traceparent, or NULL */
     char *queue;       /* the routing key: the job queue's short name */
+    int priority;      /* the message's, 0 when it has none */
+    int64_t at_mono;   /* when it arrived, CLOCK_MONOTONIC ms */
 } delivery;
 
 void delivery_free(delivery *d);

@@ -35,6 +35,7 @@
 #define HEARTBEAT_MS 5000
 #define DEFER_MS 1000         /* a leased or locked job is asked again after this */
 #define CANCEL_GRACE_MS 500   /* "killed within a second" */
+#define HOLD_MAX_MS 50        /* see requeue_stale_ready */
 #define LOCK_WAIT_MS 250      /* a job whose lock is held asks again after this */
 #define LOCK_WAIT_TEXT "250"
 #define MAX_WATCH PROC_MAX_FDS
@@ -114,6 +115,7 @@ struct runner {
 
 static void runner_on_deliver(void *ud, delivery *d);
 static void start_ready(runner *r);
+static void drop_ready(runner *r, int reject);
 static void runner_on_confirm(void *ud, void *token, int ack);
 
 /* ---------- publications ---------- */
@@ -712,8 +714,23 @@ static void runner_on_deliver(void *ud, delivery *d)
     start(r, d);
 }
 
+/* A job held here while every slot was busy may no longer be the one
+ * RabbitMQ would pick: higher-priority jobs may have come since. One held
+ * longer than HOLD_MAX_MS goes back (requeued at the head of its priority)
+ * so that the queue chooses again. Short jobs never wait that long, so
+ * their throughput keeps the prefetch; priorities are exact up to it. */
+static void requeue_stale_ready(runner *r)
+{
+    int64_t now = clock_mono_ms();
+    if (!r->ready || r->ready->d->priority >= 9 || now - r->ready->d->at_mono < HOLD_MAX_MS)
+        return;
+    drop_ready(r, 1);
+}
+
 static void start_ready(runner *r)
 {
+    if (r->nrunning < r->cfg->concurrency)
+        requeue_stale_ready(r);
     while (r->ready && r->nrunning < r->cfg->concurrency && !r->draining) {
         deferred *x = r->ready;
         r->ready = x->next;
