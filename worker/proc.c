@@ -814,8 +814,9 @@ static pent *scan_table(const pidwin *w, size_t *n)
     pent *t = malloc(cap * sizeof *t), x;
     if (!t)
         return NULL;
-    long span = w->all ? LONG_MAX
-                       : (w->hi[0] - w->lo[0] + 1) + (w->hi[1] >= w->lo[1] ? w->hi[1] - w->lo[1] + 1 : 0);
+    long span = LONG_MAX;
+    if (!w->all)
+        span = (w->hi[0] - w->lo[0] + 1) + (w->hi[1] >= w->lo[1] ? w->hi[1] - w->lo[1] + 1 : 0);
     if (span <= 256) {
         for (int r = 0; r < 2; r++)
             for (long pid = w->lo[r]; pid <= w->hi[r]; pid++)

@@ -75,15 +75,16 @@ typedef enum proc_tree {
  * left (killing what still ran in them). Call once at startup. 0 / -1. */
 int proc_global_init(void);
 /* The same with a chosen mode (tests; an operator's override). May be
- * called again to switch while no proc is live. PROC_TREE_CGROUP fails
- * (-1 + err) when cgroups are not usable. */
+ * called again to switch: live procs keep the mode they started with.
+ * PROC_TREE_CGROUP fails (-1 + err) when cgroups are not usable. */
 int proc_global_setup(proc_tree want, char *err, size_t errlen);
 proc_tree proc_global_tree(void);
 /* One line for the startup log: the mode, where, and why not cgroup. */
 const char *proc_global_describe(void);
 /* Reaps exited children of the worker that are no live proc's root
- * (stragglers of finished trees). Each proc already does this when its
- * tree had leftovers; calling it every few seconds is a cheap backstop. */
+ * (stragglers of finished trees). Done already after every root's exit
+ * and every proc's end; in an idle worker, calling it every few seconds
+ * keeps late stragglers from staying zombies until the next job. */
 void proc_global_reap(void);
 /* Removes the worker's cgroup directory. Call after freeing every proc. */
 void proc_global_release(void);

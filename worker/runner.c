@@ -1021,6 +1021,7 @@ int64_t runner_tick(runner *r, int64_t now)
         r->next_check = now + TICK_MS;
     }
     if (now >= r->next_heartbeat) {
+        proc_global_reap(); /* stragglers of finished trees */
         heartbeat(r);
         r->next_heartbeat = now + HEARTBEAT_MS;
     }

@@ -45,6 +45,31 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Markers: every "30." in s becomes "30.<run id>", so that the sleeps of
+ * this run are told apart from another run's (tests may run at the same
+ * time), and a prefix like "sleep 30.10" still matches within one run.
+ * Returns one of 16 rotating static buffers. */
+static const char *U(const char *s)
+{
+    static char bufs[16][1024];
+    static int next;
+    char *out = bufs[next++ % 16], *w = out;
+    char id[16];
+    snprintf(id, sizeof id, "%07ld", (long)getpid() % 10000000);
+    for (const char *r = s; *r && w < out + sizeof bufs[0] - 16; r++) {
+        *w++ = *r;
+        if (r[0] == '3' && r[1] == '0' && r[2] == '.') {
+            *w++ = '0';
+            *w++ = '.';
+            r += 2;
+            for (const char *i = id; *i; i++)
+                *w++ = *i;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
 /* Selects the tree mode of a test (state points at a proc_tree); skips
  * the test when that mode is not available here. */
 static void use_mode(void **state)
@@ -292,7 +317,8 @@ static void test_exit_code_and_streams(void **state)
     assert_output(p, PROC_STDERR, "err\n");
     assert_false(proc_had_leftovers(p));
     proc_free(p);
-    assert_gone("echo out; echo err");
+    int z;
+    assert_int_equal(my_children(&z), 0);
 }
 
 static void test_killed_by_signal(void **state)
@@ -579,7 +605,7 @@ static void test_output_callback(void **state)
 static void test_peek_while_running(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("echo first; sleep 30.801", 100);
+    proc *p = spawn_cmd(U("echo first; sleep 30.801"), 100);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     watch(ep, p, 0);
     int64_t end = now_ms() + 5000;
@@ -598,7 +624,7 @@ static void test_peek_while_running(void **state)
     assert_int_equal(proc_status(p, NULL, &sig, NULL), 0);
     assert_int_equal(sig, SIGTERM);
     proc_free(p);
-    assert_gone("sleep 30.801");
+    assert_gone(U("sleep 30.801"));
 }
 
 /* Many at once in one loop, each with its own result. */
@@ -655,25 +681,27 @@ static int64_t terminate_case(const char *cmd, const char *marker, int grace_ms)
 static void test_terminate_setsid(void **state)
 {
     use_mode(state);
-    int64_t ms = terminate_case("setsid sleep 30.101 & sleep 30.102", "sleep 30.101", 300);
-    assert_gone("sleep 30.10");
-    assert_true(ms < 2000);
+    int64_t ms =
+        terminate_case(U("setsid sleep 30.101 & sleep 30.102"), U("sleep 30.101"), 300);
+    assert_gone(U("sleep 30.10"));
+    assert_in_range(ms, 0, 1999);
 }
 
 static void test_terminate_background_wait(void **state)
 {
     use_mode(state);
-    int64_t ms = terminate_case("sleep 30.201 & sleep 30.202; wait", "sleep 30.202", 300);
-    assert_gone("sleep 30.20");
-    assert_true(ms < 300); /* all die of SIGTERM: no need for the grace */
+    int64_t ms =
+        terminate_case(U("sleep 30.201 & sleep 30.202; wait"), U("sleep 30.202"), 300);
+    assert_gone(U("sleep 30.20"));
+    assert_in_range(ms, 0, 299); /* all die of SIGTERM: no need for the grace */
 }
 
 static void test_terminate_ignores_term(void **state)
 {
     use_mode(state);
-    int64_t ms = terminate_case("trap '' TERM; sleep 30.301", "sleep 30.301", 300);
-    assert_gone("sleep 30.301");
-    assert_true(ms >= 290 && ms < 2000);
+    int64_t ms = terminate_case(U("trap '' TERM; sleep 30.301"), U("sleep 30.301"), 300);
+    assert_gone(U("sleep 30.301"));
+    assert_in_range(ms, 290, 1999);
 }
 
 /* The root dies of SIGTERM at once, a child that ignores it (and holds
@@ -681,11 +709,11 @@ static void test_terminate_ignores_term(void **state)
 static void test_terminate_grace_for_leftover(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("(trap '' TERM; exec sleep 30.341 >/dev/null 2>&1 </dev/null) & "
-                        "sleep 30.342",
+    proc *p = spawn_cmd(U("(trap '' TERM; exec sleep 30.341 >/dev/null 2>&1 </dev/null) & "
+                        "sleep 30.342"),
                         4096);
-    wait_procs("sleep 30.341", 1, 5000);
-    wait_procs("sleep 30.342", 1, 5000);
+    wait_procs(U("sleep 30.341"), 1, 5000);
+    wait_procs(U("sleep 30.342"), 1, 5000);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     watch(ep, p, 0);
     int64_t t0 = now_ms();
@@ -697,9 +725,9 @@ static void test_terminate_grace_for_leftover(void **state)
     assert_int_equal(proc_status(p, NULL, &sig, NULL), 0);
     assert_int_equal(sig, SIGTERM);
     assert_true(proc_had_leftovers(p));
-    assert_true(ms >= 590 && ms < 2000);
+    assert_in_range(ms, 590, 1999);
     proc_free(p);
-    assert_gone("sleep 30.34");
+    assert_gone(U("sleep 30.34"));
 }
 
 /* The double-forked daemon that also left the session, with its own
@@ -707,19 +735,20 @@ static void test_terminate_grace_for_leftover(void **state)
 static void test_terminate_double_fork(void **state)
 {
     use_mode(state);
-    int64_t ms = terminate_case("(setsid bash -c 'sleep 30.311 & sleep 30.312' &); sleep 30.313",
-                                "sleep 30.312", 300);
-    assert_gone("sleep 30.31");
-    assert_true(ms < 2000);
+    int64_t ms = terminate_case(
+        U("(setsid bash -c 'sleep 30.311 & sleep 30.312' &); sleep 30.313"), U("sleep 30.312"),
+        300);
+    assert_gone(U("sleep 30.31"));
+    assert_in_range(ms, 0, 1999);
 }
 
 static void test_terminate_stopped(void **state)
 {
     use_mode(state);
-    int64_t ms = terminate_case("sleep 30.321 & sleep 0.1; kill -STOP $!; sleep 30.322",
-                                "sleep 30.322", 300);
-    assert_gone("sleep 30.32");
-    assert_true(ms < 2000);
+    int64_t ms = terminate_case(U("sleep 30.321 & sleep 0.1; kill -STOP $!; sleep 30.322"),
+                                U("sleep 30.322"), 300);
+    assert_gone(U("sleep 30.32"));
+    assert_in_range(ms, 0, 1999);
 }
 
 /* A backgrounded process keeps stdout open after the root exits 0: the
@@ -727,34 +756,34 @@ static void test_terminate_stopped(void **state)
 static void test_background_holding_stdout(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("sleep 30.5 & echo started", 4096);
+    proc *p = spawn_cmd(U("sleep 30.5 & echo started"), 4096);
     int64_t ms = run1(p, 5000);
     int code, sig;
     assert_int_equal(proc_status(p, &code, &sig, NULL), 0);
     assert_int_equal(code, 0);
     assert_int_equal(sig, 0);
     assert_output(p, PROC_STDOUT, "started\n");
-    assert_true(ms >= 90 && ms < 1000);
+    assert_in_range(ms, 90, 999);
     assert_true(proc_had_leftovers(p));
     proc_free(p);
-    assert_gone("sleep 30.5");
+    assert_gone(U("sleep 30.5"));
 }
 
 /* Leftovers that closed the pipes and left the group end with the job. */
 static void test_daemon_leftover(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("setsid sleep 30.401 >/dev/null 2>&1 </dev/null & "
+    proc *p = spawn_cmd(U("setsid sleep 30.401 >/dev/null 2>&1 </dev/null & "
                         "(setsid sleep 30.402 >/dev/null 2>&1 </dev/null &); "
-                        "sleep 0.05; exit 0",
+                        "sleep 0.05; exit 0"),
                         4096);
     int64_t ms = run1(p, 5000);
     int code;
     assert_int_equal(proc_status(p, &code, NULL, NULL), 0);
     assert_int_equal(code, 0);
-    assert_true(ms < 1000);
+    assert_in_range(ms, 0, 999);
     proc_free(p);
-    assert_gone("sleep 30.40");
+    assert_gone(U("sleep 30.40"));
 }
 
 /* Cleared environment + new session + parent gone: only the cgroup finds
@@ -762,12 +791,12 @@ static void test_daemon_leftover(void **state)
 static void test_cgroup_catches_env_cleared(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("(env -i setsid sleep 30.403 >/dev/null 2>&1 </dev/null &); sleep 0.05",
-                        4096);
+    proc *p = spawn_cmd(
+        U("(env -i setsid sleep 30.403 >/dev/null 2>&1 </dev/null &); sleep 0.05"), 4096);
     run1(p, 5000);
     assert_int_equal(proc_tree_mode(p), PROC_TREE_CGROUP);
     proc_free(p);
-    assert_gone("sleep 30.403");
+    assert_gone(U("sleep 30.403"));
 }
 
 /* A leftover found after a longer run (scan mode: past the pid window's
@@ -775,15 +804,16 @@ static void test_cgroup_catches_env_cleared(void **state)
 static void test_leftover_after_long_run(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("setsid sleep 30.451 >/dev/null 2>&1 </dev/null & sleep 0.8", 4096);
+    proc *p = spawn_cmd(U("setsid sleep 30.451 >/dev/null 2>&1 </dev/null & sleep 0.8"), 4096);
     int64_t ms = run1(p, 5000);
-    assert_true(ms >= 700 && ms < 2000);
+    assert_in_range(ms, 700, 1999);
     proc_free(p);
-    assert_gone("sleep 30.451");
+    assert_gone(U("sleep 30.451"));
 }
 
 /* A worker that died left a job cgroup with a process in it: the next
- * worker's startup kills it and removes the directory. */
+ * worker's startup kills it and removes the directory. (Another test run
+ * starting at the same time may be the one that cleans it: same result.) */
 static void test_stale_cgroup_cleanup(void **state)
 {
     use_mode(state);
@@ -792,23 +822,33 @@ static void test_stale_cgroup_cleanup(void **state)
     char own[1024], stale[1100], job[1200], procs[1300];
     snprintf(own, sizeof own, "%s", dir + 4);
     *strrchr(own, '/') = '\0';
-    snprintf(stale, sizeof stale, "%s/bx-worker.999999", own); /* > pid_max: dead */
+    /* Above PID_MAX_LIMIT (4194304), so dead; unique to this run. */
+    snprintf(stale, sizeof stale, "%s/bx-worker.%ld", own, 4194304L + (long)getpid());
     snprintf(job, sizeof job, "%s/j1", stale);
     assert_int_equal(mkdir(stale, 0755), 0);
     assert_int_equal(mkdir(job, 0755), 0);
     snprintf(procs, sizeof procs, "%s/cgroup.procs", job);
+    int ready[2];
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         int fd = open(procs, O_WRONLY);
-        if (fd < 0 || write(fd, "0", 1) != 1)
+        if (fd < 0 || write(fd, "0", 1) != 1 || write(ready[1], "r", 1) != 1)
             _exit(1);
-        close(fd);
-        char *argv[] = {"sleep", "30.461", NULL};
-        execvp("sleep", argv);
-        _exit(1);
+        for (;;)
+            pause();
     }
-    wait_procs("sleep 30.461", 1, 5000);
+    close(ready[1]);
+    char c;
+    ssize_t r = read(ready[0], &c, 1);
+    close(ready[0]);
+    if (r != 1) { /* the directory went before the child got in */
+        waitpid(pid, NULL, 0);
+        rmdir(job);
+        rmdir(stale);
+        skip();
+    }
     proc_global_release();
     char err[256];
     assert_int_equal(proc_global_setup(PROC_TREE_CGROUP, err, sizeof err), 0);
@@ -817,14 +857,13 @@ static void test_stale_cgroup_cleanup(void **state)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     struct stat sb;
     assert_int_equal(stat(stale, &sb), -1);
-    assert_gone("sleep 30.461");
 }
 
 static void test_kill_sigkill(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("trap '' TERM; sleep 30.601 & sleep 30.602", 4096);
-    wait_procs("sleep 30.602", 1, 5000);
+    proc *p = spawn_cmd(U("trap '' TERM; sleep 30.601 & sleep 30.602"), 4096);
+    wait_procs(U("sleep 30.602"), 1, 5000);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     watch(ep, p, 0);
     assert_int_equal(proc_kill(p, SIGKILL), 0);
@@ -833,37 +872,37 @@ static void test_kill_sigkill(void **state)
     int sig;
     assert_int_equal(proc_status(p, NULL, &sig, NULL), 0);
     assert_int_equal(sig, SIGKILL);
-    assert_true(ms < 1000);
+    assert_in_range(ms, 0, 999);
     proc_free(p);
-    assert_gone("sleep 30.60");
+    assert_gone(U("sleep 30.60"));
 }
 
 /* proc_free on a running proc kills and reaps the whole tree. */
 static void test_free_running(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("setsid sleep 30.701 & sleep 30.702 & sleep 30.703", 4096);
-    wait_procs("sleep 30.701", 1, 5000);
-    wait_procs("sleep 30.703", 1, 5000);
+    proc *p = spawn_cmd(U("setsid sleep 30.701 & sleep 30.702 & sleep 30.703"), 4096);
+    wait_procs(U("sleep 30.701"), 1, 5000);
+    wait_procs(U("sleep 30.703"), 1, 5000);
     int64_t t0 = now_ms();
     proc_free(p);
-    assert_true(now_ms() - t0 < 1000);
-    assert_gone("sleep 30.70");
+    assert_in_range(now_ms() - t0, 0, 999);
+    assert_gone(U("sleep 30.70"));
 }
 
 /* A fork loop that is killed while it forks. */
 static void test_fork_storm(void **state)
 {
     use_mode(state);
-    proc *p = spawn_cmd("for i in $(seq 200); do (sleep 30.901 &); done; sleep 30.902", 4096);
-    wait_procs("sleep 30.902", 1, 10000);
+    proc *p = spawn_cmd(U("for i in $(seq 200); do (sleep 30.901 &); done; sleep 30.902"), 4096);
+    wait_procs(U("sleep 30.902"), 1, 10000);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     watch(ep, p, 0);
     proc_terminate(p, 100);
     drive(ep, &p, 1, 10000);
     close(ep);
     proc_free(p);
-    assert_gone("sleep 30.90");
+    assert_gone(U("sleep 30.90"));
 }
 
 /* ---- benchmark (PROC_BENCH=N) ---------------------------------------- */
