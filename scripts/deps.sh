@@ -19,7 +19,7 @@ PACKAGES=(
     librabbitmq-dev libhiredis-dev libjansson-dev libmongoc-dev
     libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev
     rabbitmq-server redis-server
-    curl jq python3 python3-celery python3-redis python3-pymongo valgrind clang rsyslog
+    curl jq python3 python3-celery python3-redis python3-pymongo valgrind clang rsyslog docker-compose wrk
 )
 
 missing_packages() {
