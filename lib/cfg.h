@@ -20,6 +20,14 @@ typedef struct bx_cfg {
     char *api_url;         /* BX_API_URL (bx) */
     char *api_token;       /* BX_API_TOKEN: the token itself, or a file holding it */
     char *worker_id;       /* BX_WORKER_ID: default host-pid */
+    char *run_as;          /* BX_RUN_AS: user a root worker runs commands as; "" = itself */
+    char *job_tmpdir;      /* BX_JOB_TMPDIR: where each job's private cwd is made */
+    long limit_cpu_s;      /* BX_LIMIT_CPU_S: RLIMIT_CPU of a command; 0 = none. The
+                              BX_LIMIT_* are defaults and ceilings: a job may only lower them */
+    long limit_as_mb;      /* BX_LIMIT_AS_MB: RLIMIT_AS, 0 = none */
+    long limit_nofile;     /* BX_LIMIT_NOFILE: RLIMIT_NOFILE, 0 = none */
+    long limit_nproc;      /* BX_LIMIT_NPROC: RLIMIT_NPROC (per user!), 0 = none */
+    long limit_fsize_mb;   /* BX_LIMIT_FSIZE_MB: RLIMIT_FSIZE, 0 = none */
     int concurrency;       /* BX_CONCURRENCY: jobs one worker runs at once, >= 1 */
     int log_facility;      /* BX_LOG_FACILITY: syslog facility, default LOG_USER */
     int foreground;        /* BX_FOREGROUND (default 1): also log to stderr */

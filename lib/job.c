@@ -8,7 +8,10 @@
 
 #include "clock.h"
 
-typedef enum { F_STR, F_INT, F_NUM, F_STRMAP, F_INTLIST } ftype;
+typedef enum { F_STR, F_INT, F_NUM, F_STRMAP, F_INTLIST, F_LIMITS } ftype;
+
+/* The keys of "limits": each a positive integer the worker caps by its own. */
+static const char *const limit_keys[] = {"cpu_s", "as_mb", "nofile", "nproc", "fsize_mb"};
 
 typedef struct field {
     const char *name;
@@ -32,6 +35,7 @@ static const field fields[] = {
     {"idempotency_key", F_STR, 0, 1, JOB_NAME_MAX},
     {"lock", F_STR, 0, 1, JOB_NAME_MAX},
     {"labels", F_STRMAP, 0, 0, 0},
+    {"limits", F_LIMITS, 0, 0, 0},
     {"id", F_STR, 1, 36, 36},
     {"attempt", F_INT, 1, 1, 1000},
     {"submitted_at", F_STR, 1, 1, 64},
@@ -116,6 +120,26 @@ static int check_field(const field *f, json_t *v, char *err, size_t errlen)
         }
         return 0;
     }
+    case F_LIMITS: {
+        const char *k;
+        json_t *x;
+        if (!json_is_object(v))
+            return bad(err, errlen, "field '%s' must be an object", f->name);
+        json_object_foreach(v, k, x) {
+            int known = 0;
+            for (size_t i = 0; i < sizeof limit_keys / sizeof limit_keys[0]; i++)
+                known |= !strcmp(k, limit_keys[i]);
+            if (!known) {
+                snprintf(msg, sizeof msg, "field 'limits': unknown limit '%.60s' (cpu_s, as_mb, nofile, nproc, fsize_mb)", k);
+                return bad(err, errlen, "%s", msg);
+            }
+            if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > (1LL << 40)) {
+                snprintf(msg, sizeof msg, "field 'limits': '%.60s' must be a positive integer", k);
+                return bad(err, errlen, "%s", msg);
+            }
+        }
+        return 0;
+    }
     case F_STRMAP:
         return check_strmap(v, f->name, !strcmp(f->name, "env"), err, errlen);
     case F_INTLIST: {
@@ -167,6 +191,7 @@ static void job_bind(bx_job *j)
     j->idempotency_key = str(d, "idempotency_key");
     j->lock = str(d, "lock");
     j->labels = json_object_get(d, "labels");
+    j->limits = json_object_get(d, "limits");
     v = json_object_get(d, "attempt");
     j->attempt = v ? (int)json_integer_value(v) : 1;
     j->submitted_ms = json_integer_value(json_object_get(d, "submitted_ms"));

@@ -33,6 +33,7 @@ typedef struct bx_job {
     const char *idempotency_key; /* or NULL */
     const char *lock;            /* or NULL */
     json_t *labels;              /* object of strings, or NULL */
+    json_t *limits;              /* {cpu_s, as_mb, nofile, nproc, fsize_mb}, or NULL */
     /* assigned by the server */
     int attempt;                 /* 1 for the first run */
     int64_t submitted_ms;        /* wall clock */

@@ -47,6 +47,9 @@
  * within seconds rather than libmongoc's 30 s (API threads wait on it). */
 #define STORE_SELECT_MS 5000
 #define STORE_CONNECT_MS 5000
+/* ... and a server that hangs within a minute rather than libmongoc's
+ * five (a FerretDB bulk write of a full batch takes well under that). */
+#define STORE_SOCKET_MS 60000
 
 struct bx_store {
     mongoc_client_pool_t *pool;
@@ -135,6 +138,8 @@ bx_store *store_new(const char *url, const char *db, char *err, size_t errlen)
                                        STORE_SELECT_MS);
     if (!mongoc_uri_has_option(s->uri, MONGOC_URI_CONNECTTIMEOUTMS))
         mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_CONNECTTIMEOUTMS, STORE_CONNECT_MS);
+    if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SOCKETTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SOCKETTIMEOUTMS, STORE_SOCKET_MS);
     if (!mongoc_uri_get_appname(s->uri))
         mongoc_uri_set_appname(s->uri, "bashexec");
     s->pool = mongoc_client_pool_new_with_error(s->uri, &e);

@@ -28,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1201,6 +1202,8 @@ struct child_ctx {
     gid_t gid;
     pid_t parent;
     int report;       /* write end of the report pipe (O_CLOEXEC) */
+    int nlimits;
+    const struct proc_limit *limits;
 };
 
 static void child_fail(const struct child_ctx *c, int stage)
@@ -1232,6 +1235,13 @@ __attribute__((noreturn, noinline)) static void child_exec(const struct child_ct
     /* Raw system calls: libc's set*id would try to sync other threads. */
     if (c->gid != (gid_t)-1) {
         if (syscall(SYS_setgroups, 1, &c->gid) < 0 || syscall(SYS_setgid, c->gid) < 0)
+            child_fail(c, STAGE_CRED);
+    }
+    /* Limits before the uid change: lowering a hard limit needs no
+     * privilege, raising one would. */
+    for (int i = 0; i < c->nlimits; i++) {
+        struct rlimit rl = {(rlim_t)c->limits[i].value, (rlim_t)c->limits[i].value};
+        if (syscall(SYS_setrlimit, c->limits[i].resource, &rl) < 0)
             child_fail(c, STAGE_CRED);
     }
     if (c->uid != (uid_t)-1 && syscall(SYS_setuid, c->uid) < 0)
@@ -1433,6 +1443,7 @@ proc *proc_spawn_ex(const proc_spec *spec, proc_fail *why, char *err, size_t err
         .in = child_in, .out = pout[1], .err = perr[1], .cgfd = p->cg ? p->cg->procs_fd : -1,
         .cwd = spec->cwd, .uid = spec->uid, .gid = spec->gid,
         .parent = G.self, .report = rep[1],
+        .nlimits = spec->nlimits > 8 ? 8 : spec->nlimits, .limits = spec->limits,
     };
     pid_t pid = spawn_child(&ctx);
     if (pid < 0) {

@@ -105,6 +105,10 @@ typedef struct proc_spec {
     uid_t uid;               /* (uid_t)-1 = keep the worker's */
     gid_t gid;               /* (gid_t)-1 = keep; required when uid is set:
                                 the child gets exactly this one group */
+    /* Resource limits set in the child before exec (setrlimit): soft and
+     * hard alike. resource = RLIMIT_*; nlimits 0 = inherit the worker's. */
+    int nlimits;
+    struct proc_limit { int resource; unsigned long long value; } limits[8];
     const char *job_id;      /* BX_JOB_ID; NULL = a generated unique one.
                                 Must be unique among live procs */
     int linger_ms;           /* wait for EOF after the root exits; 0 = 100 */
@@ -125,7 +129,7 @@ typedef enum proc_fail {
     PROC_FAIL_SYSTEM,
     PROC_FAIL_SPEC,  /* missing shell or command, uid without gid */
     PROC_FAIL_CWD,   /* cwd missing, not a directory, not accessible */
-    PROC_FAIL_CRED,  /* cannot switch to uid/gid */
+    PROC_FAIL_CRED,  /* cannot switch to uid/gid, or set a limit */
     PROC_FAIL_EXEC,  /* the shell cannot be executed (not found, E2BIG, ...) */
 } proc_fail;
 

@@ -18,7 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <pwd.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -62,6 +66,7 @@ struct slot {
     int done;                /* the process is done: finish at the next tick */
     int64_t output_put_mono; /* last live output written to Redis */
     uint64_t output_put_total;
+    char *tmpdir;            /* the job's private cwd, removed with the slot */
     slot *next;
 };
 
@@ -98,6 +103,8 @@ struct runner {
     consumer *c;
     bx_redis *redis;
     char owner[300];        /* lease value: this process, not just this worker id */
+    uid_t run_uid;          /* (uid_t)-1: commands run as the worker's own user */
+    gid_t run_gid;
     runner_watch amqp_watch;
     int amqp_registered;
     int64_t reconnect_at, backoff_ms;
@@ -271,9 +278,28 @@ static void slot_unlink(slot *s)
     r->nrunning--;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* Removes a job's private directory and whatever the command left in it;
+ * FTW_PHYS so that a symlink planted by the command is never followed. */
+static void remove_tmpdir(char *dir)
+{
+    if (!dir)
+        return;
+    if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+        LOGW("event=tmpdir_not_removed dir=%s error=%s", log_q(dir), log_q(strerror(errno)));
+    free(dir);
+}
+
 static void slot_free(slot *s)
 {
-    proc_free(s->p);
+    proc_free(s->p); /* the tree is gone before its directory is */
+    remove_tmpdir(s->tmpdir);
     job_release(&s->job);
     delivery_free(s->d);
     free(s);
@@ -436,10 +462,29 @@ static void slot_finish(slot *s)
 
 /* ---------- deliveries ---------- */
 
+/* The limits of a command: the server's, lowered by the job's own. */
+static void job_limits(const runner *r, const bx_job *j, proc_spec *spec)
+{
+    static const struct { const char *key; int res; unsigned long long unit; } map[] = {
+        {"cpu_s", RLIMIT_CPU, 1}, {"as_mb", RLIMIT_AS, 1ULL << 20},
+        {"nofile", RLIMIT_NOFILE, 1}, {"nproc", RLIMIT_NPROC, 1},
+        {"fsize_mb", RLIMIT_FSIZE, 1ULL << 20}};
+    const long server[] = {r->cfg->limit_cpu_s, r->cfg->limit_as_mb, r->cfg->limit_nofile,
+                           r->cfg->limit_nproc, r->cfg->limit_fsize_mb};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        long long v = server[i];
+        json_t *x = j->limits ? json_object_get(j->limits, map[i].key) : NULL;
+        if (x && (v == 0 || json_integer_value(x) < v))
+            v = json_integer_value(x);
+        if (v > 0 && spec->nlimits < 8)
+            spec->limits[spec->nlimits++] = (struct proc_limit){map[i].res, (unsigned long long)v * map[i].unit};
+    }
+}
+
 /* The command's environment: a clean base plus the job's env, never the
  * worker's own (it holds the services' credentials). New array of new
  * strings (free_envp), or NULL on OOM. */
-static char **job_envp(const bx_job *j)
+static char **job_envp(const bx_job *j, const char *home)
 {
     static const char *const base[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"};
     size_t n = sizeof base / sizeof base[0] + (j->env ? json_object_size(j->env) : 0) + 6;
@@ -449,12 +494,13 @@ static char **job_envp(const bx_job *j)
         return NULL;
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         envp[k++] = strdup(base[i]);
-    const char *home = getenv("HOME");
-    if (home && asprintf(&envp[k], "HOME=%s", home) > 0)
+    if (asprintf(&envp[k], "HOME=%s", home ? home : "/") > 0)
         k++;
     if (j->request_id && asprintf(&envp[k], "BX_REQUEST_ID=%s", j->request_id) > 0)
         k++;
     if (j->traceparent && asprintf(&envp[k], "TRACEPARENT=%s", j->traceparent) > 0)
+        k++;
+    if (asprintf(&envp[k], "BX_JOB_ID=%s", j->id) > 0)
         k++;
     if (asprintf(&envp[k], "BX_ATTEMPT=%d", j->attempt) > 0)
         k++;
@@ -622,12 +668,24 @@ static void start(runner *r, delivery *d)
     r->redis_ok = 1;
 
     proc_spec spec = PROC_SPEC_INIT;
-    char **envp = job_envp(j);
+    if (!j->cwd) {
+        /* a fresh private directory, the command's own, removed afterwards */
+        char tmpl[4096];
+        snprintf(tmpl, sizeof tmpl, "%s/bx-job-XXXXXX", r->cfg->job_tmpdir);
+        if (mkdtemp(tmpl) && (r->run_uid == (uid_t)-1 || chown(tmpl, r->run_uid, r->run_gid) == 0))
+            s->tmpdir = strdup(tmpl);
+        else
+            LOGW("event=tmpdir_failed dir=%s error=%s", log_q(tmpl), log_q(strerror(errno)));
+    }
+    char **envp = job_envp(j, s->tmpdir);
+    spec.uid = r->run_uid;
+    spec.gid = r->run_gid;
+    job_limits(r, j, &spec);
     spec.shell = r->cfg->shell;
     spec.command = j->command;
     spec.envp = envp;
     spec.job_id = j->id;
-    spec.cwd = j->cwd;
+    spec.cwd = j->cwd ? j->cwd : s->tmpdir;
     spec.stdin_data = j->stdin_data;
     spec.stdin_len = j->stdin_len;
     long max = j->max_output_bytes ? j->max_output_bytes : r->cfg->max_output_bytes;
@@ -640,6 +698,7 @@ static void start(runner *r, delivery *d)
         /* the worker's trouble, not the job's: try again later */
         LOGE("event=spawn_failed id=%s error=%s", j->id, log_q(envp ? err : "out of memory"));
         jobstate_release(r->redis, r->cfg->ns, j->id, r->owner, j->lock, err, sizeof err);
+        remove_tmpdir(s->tmpdir);
         job_release(j);
         free(s);
         defer(r, d, DEFER_MS);
@@ -671,6 +730,7 @@ static void start(runner *r, delivery *d)
             free(rdoc);
         }
         delivery_free(s->d);
+        remove_tmpdir(s->tmpdir);
         job_release(j);
         free(s);
         return;
@@ -793,6 +853,19 @@ runner *runner_new(const bx_cfg *cfg, int epfd, char *err, size_t errlen)
     snprintf(r->owner, sizeof r->owner, "%s/%ld/%" PRId64, cfg->worker_id, (long)getpid(),
              clock_wall_ms());
     r->amqp_watch.fn = amqp_on_fd;
+    r->run_uid = (uid_t)-1;
+    r->run_gid = (gid_t)-1;
+    if (geteuid() == 0 && cfg->run_as[0] && strcmp(cfg->run_as, "-")) {
+        /* a root worker never runs a stranger's command as root */
+        struct passwd *pw = getpwnam(cfg->run_as);
+        if (!pw || pw->pw_uid == 0) {
+            snprintf(err, errlen, "BX_RUN_AS: no unprivileged user '%s'", cfg->run_as);
+            free(r);
+            return NULL;
+        }
+        r->run_uid = pw->pw_uid;
+        r->run_gid = pw->pw_gid;
+    }
     r->redis = rds_new(cfg->redis_url, err, errlen);
     r->c = consumer_new(cfg, runner_on_deliver, runner_on_confirm, r);
     if (!r->redis || !r->c) {
