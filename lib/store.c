@@ -26,8 +26,12 @@
  * MongoDB) and a fenced replace of those that really change (a higher
  * attempt, or new content for the same attempt). Redelivered batches,
  * which hold only documents already stored, then cost one read.
- * Sorting and filtering the history run without indexes on FerretDB
- * (no sort pushdown); the indexes below serve MongoDB. */
+ * Within one call the new ids become visible before the replaced ones;
+ * the call returns once all are written.
+ * Reads by _id (store_get) and the history's filters and sort also scan
+ * on FerretDB (no pushdown but `_id = ?`, no sort pushdown); the indexes
+ * below serve MongoDB, and are created one command each (see
+ * store_ensure_indexes). */
 #include "store.h"
 
 #include <errno.h>

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <amqp.h>
 
@@ -38,6 +39,8 @@ typedef struct rec {
     bx_amqp *out; /* dead letters, confirm mode on channel 1; opened lazily */
     char results_q[NAME_MAX_LEN];
     char dlx[NAME_MAX_LEN];
+    char conn_name[NAME_MAX_LEN + 40]; /* in RabbitMQ's connection list */
+    char dlx_conn_name[NAME_MAX_LEN + 40];
     batch b;
     int amqp_down;        /* logged as lost, not yet regained */
     int64_t amqp_down_ms; /* since when (monotonic) */
@@ -55,14 +58,13 @@ int rec_backoff_next(int cur_ms)
     return cur_ms >= REC_BACKOFF_MAX_MS / 2 ? REC_BACKOFF_MAX_MS : cur_ms * 2;
 }
 
-/* Sleeps ms, in short steps so that a stop is seen soon, unless
- * ignore_stop (the shutdown flush sleeps while stopping). */
-static void nap(rec *r, int ms, int ignore_stop)
+/* Sleeps ms, in short steps so that a stop is seen soon. */
+static void nap(rec *r, int ms)
 {
     int64_t end = clock_mono_ms() + ms;
     for (;;) {
         int64_t left = end - clock_mono_ms();
-        if (left <= 0 || (!ignore_stop && *r->stop))
+        if (left <= 0 || *r->stop)
             return;
         if (left > 50)
             left = 50;
@@ -85,7 +87,7 @@ static int amqp_open(rec *r, char *err, size_t errlen)
     int prefetch = r->cfg->batch_max * 2;
     if (prefetch > 65535)
         prefetch = 65535;
-    r->in = amqpc_connect(r->cfg->amqp_url, "bx-recorder", err, errlen);
+    r->in = amqpc_connect(r->cfg->amqp_url, r->conn_name, err, errlen);
     if (!r->in)
         return -1;
     if (amqpc_declare(r->in, 1, r->cfg->ns, NULL, err, errlen) ||
@@ -128,7 +130,7 @@ static int dead_letter(rec *r, const void *body, size_t len, const char *request
     amqpc_msg m = {.body = body, .len = len, .request_id = request_id, .reason = reason};
     for (int i = 0; i < 2; i++) {
         if (!r->out) {
-            r->out = amqpc_connect(r->cfg->amqp_url, "bx-recorder-dlx", err, errlen);
+            r->out = amqpc_connect(r->cfg->amqp_url, r->dlx_conn_name, err, errlen);
             if (!r->out)
                 continue;
             if (amqpc_confirm_select(r->out, 1, err, errlen)) {
@@ -277,7 +279,7 @@ static void mongo_ok(rec *r)
  * MongoDB stopped answering (retry later), -1 + err on an AMQP failure. */
 static int settle_one_by_one(rec *r, char *err, size_t errlen)
 {
-    char e1[512], reason[600], rid[128];
+    char e1[512], reason[600];
     for (size_t i = 0; i < r->b.n;) {
         json_t *ev = r->b.evs[i];
         if (store_upsert(r->store, &ev, 1, e1, sizeof e1) == 0) {
@@ -294,9 +296,8 @@ static int settle_one_by_one(rec *r, char *err, size_t errlen)
             return 1;
         }
         snprintf(reason, sizeof reason, "unstorable event: %.500s", e1);
-        snprintf(rid, sizeof rid, "%s", json_string_value(json_object_get(ev, "request_id"))
-                                            ? json_string_value(json_object_get(ev, "request_id")) : "");
-        int rc = dead_letter(r, body, strlen(body), rid[0] ? rid : NULL, reason, err, errlen);
+        const char *rid = json_string_value(json_object_get(ev, "request_id"));
+        int rc = dead_letter(r, body, strlen(body), rid, reason, err, errlen);
         free(body);
         if (rc)
             return -1;
@@ -308,23 +309,43 @@ static int settle_one_by_one(rec *r, char *err, size_t errlen)
     return 0;
 }
 
-/* Writes the batch to MongoDB (retrying with backoff while MongoDB is
- * down) and then acks it. give_up_ms (monotonic, 0 = never) bounds the
- * wait during shutdown. 0 when written and acked or given up on (the
- * batch is then cleared, unacked); -1 + err on an AMQP failure. */
-static int flush(rec *r, int64_t give_up_ms, char *err, size_t errlen)
+/* Writes the batch to MongoDB, retrying with backoff while MongoDB is
+ * down, then acks it. Once stopping, one attempt only: what it cannot
+ * write is left unacked, safe in RabbitMQ, which delivers it again.
+ * 0 when written and acked, or given up on (the batch is then cleared);
+ * -1 + err on an AMQP failure. */
+static int flush(rec *r, char *err, size_t errlen)
 {
     char serr[512], perr[256];
     int backoff = 0;
+    int suspect = 0; /* the last write failed while MongoDB answered a ping */
     while (r->b.n > 0) {
         int64_t t0 = clock_mono_ms();
+        if (*r->stop && r->mongo_down) {
+            LOGW("event=batch_unwritten n=%zu reason=stopping", r->b.n);
+            batch_clear(&r->b);
+            return 0;
+        }
         if (store_upsert(r->store, r->b.evs, r->b.n, serr, sizeof serr) == 0) {
             r->written += r->b.n;
             LOGI("event=batch_written n=%zu ms=%" PRId64, r->b.n, clock_mono_ms() - t0);
             mongo_ok(r);
             break;
         }
-        if (store_ping(r->store, perr, sizeof perr) == 0) {
+        if (*r->stop) {
+            LOGW("event=batch_unwritten n=%zu reason=stopping err=%s", r->b.n, log_q(serr));
+            batch_clear(&r->b);
+            return 0;
+        }
+        if (store_ping(r->store, perr, sizeof perr) < 0) {
+            mongo_lost(r, serr);
+            suspect = 0;
+        } else if (!suspect) {
+            /* MongoDB answers now: it may have just come back. Once more
+             * with the whole batch before suspecting its events. */
+            suspect = 1;
+            continue;
+        } else {
             LOGW("event=batch_rejected n=%zu err=%s", r->b.n, log_q(serr));
             int rc = settle_one_by_one(r, err, errlen);
             if (rc < 0)
@@ -333,18 +354,10 @@ static int flush(rec *r, int64_t give_up_ms, char *err, size_t errlen)
                 mongo_ok(r);
                 break;
             }
-        } else {
-            mongo_lost(r, serr);
-        }
-        if (give_up_ms && clock_mono_ms() >= give_up_ms) {
-            LOGW("event=batch_unwritten n=%zu reason=shutdown", r->b.n);
-            batch_clear(&r->b); /* unacked: RabbitMQ delivers it again */
-            return 0;
+            suspect = 0;
         }
         backoff = rec_backoff_next(backoff);
-        nap(r, backoff, give_up_ms != 0);
-        if (!give_up_ms && *r->stop)
-            give_up_ms = clock_mono_ms() + REC_SHUTDOWN_MS;
+        nap(r, backoff);
     }
     if (r->b.ack_tag &&
         amqp_basic_ack(amqpc_state(r->in), 1, r->b.ack_tag, 1) != AMQP_STATUS_OK) {
@@ -367,6 +380,9 @@ int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
     }
     name_results_queue(r.results_q, sizeof r.results_q, cfg->ns);
     name_dead_exchange(r.dlx, sizeof r.dlx, cfg->ns);
+    snprintf(r.conn_name, sizeof r.conn_name, "bx-recorder %.200s %ld", cfg->ns, (long)getpid());
+    snprintf(r.dlx_conn_name, sizeof r.dlx_conn_name, "bx-recorder-dlx %.200s %ld", cfg->ns,
+             (long)getpid());
     LOGI("event=start ns=%s queue=%s batch=%d batch_ms=%d", log_q(cfg->ns), log_q(r.results_q),
          cfg->batch_max, cfg->batch_ms);
     /* Once at start; when MongoDB does not answer yet, consumption goes
@@ -387,7 +403,7 @@ int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
                     r.amqp_down_ms = clock_mono_ms();
                 }
                 backoff = rec_backoff_next(backoff);
-                nap(&r, backoff, 0);
+                nap(&r, backoff);
                 continue;
             }
             if (r.amqp_down)
@@ -399,7 +415,7 @@ int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
         }
         int64_t due = batch_due_in(&r.b, cfg->batch_ms, clock_mono_ms());
         if (r.b.n > 0 && (batch_full(&r.b) || due <= 0)) {
-            if (flush(&r, 0, err, sizeof err) < 0)
+            if (flush(&r, err, sizeof err) < 0)
                 amqp_lost(&r, err);
             continue;
         }
@@ -408,7 +424,7 @@ int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
             amqp_lost(&r, err);
     }
 
-    if (r.in && r.b.n > 0 && flush(&r, clock_mono_ms() + REC_SHUTDOWN_MS, err, sizeof err) < 0)
+    if (r.in && r.b.n > 0 && flush(&r, err, sizeof err) < 0)
         LOGW("event=batch_unacked err=%s", log_q(err));
     amqp_close(&r);
     batch_release(&r.b);

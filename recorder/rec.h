@@ -11,10 +11,10 @@
 #include "store.h"
 
 /* Runs until *stop is set (by a signal handler), then writes and acks
- * what it holds (for at most REC_SHUTDOWN_MS), closes and returns 0.
+ * what it holds (one attempt, none while MongoDB is down: what is not
+ * acked RabbitMQ delivers again), closes and returns 0.
  * store is borrowed. Never gives up on a service that is down: it logs
  * and retries with backoff. */
-#define REC_SHUTDOWN_MS 10000
 int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop);
 
 /* The next retry delay after cur_ms: doubled, from 100 ms to 5 s. */
