@@ -62,6 +62,11 @@ class Stack:
         self.env.update(BX_NAMESPACE=self.namespace, BX_RUN_DIR=self.run_dir,
                         BX_API_LISTEN=self.listen, BX_WORKERS=str(workers),
                         BX_API_URL=self.url)
+        # Tests share files with their commands through their own private
+        # temp dirs, so commands run as the test's user here;
+        # test_security.py checks the default (a root worker runs them as
+        # nobody) with env={"BX_RUN_AS": "nobody"}.
+        self.env.setdefault("BX_RUN_AS", "-")
         self.env.update(env or {})
         self.token = None
         self._old_term = None

@@ -75,7 +75,8 @@ bx_stack_up() {
         bx_free_port
     )
     BX_API_URL=http://$BX_API_LISTEN
-    BX_WORKERS=$workers "$BX_STACK" up >"$BX_RUN_DIR/up.out" 2>&1 || {
+    # commands run as the test's user (see harness.py), unless told otherwise
+    BX_RUN_AS=${BX_RUN_AS:--} BX_WORKERS=$workers "$BX_STACK" up >"$BX_RUN_DIR/up.out" 2>&1 || {
         cat "$BX_RUN_DIR/up.out" >&2
         bx_fail "the stack did not come up"
     }
