@@ -11,7 +11,9 @@
 #include "names.h"
 
 static const char begin_script[] =
-    /* KEYS: status lease cancel lock; ARGV: owner lease_ms attempt doc has_lock */
+    /* KEYS: status lease cancel lock starts; ARGV: owner lease_ms attempt doc has_lock max_starts.
+     * "starts" counts how often this attempt was begun: a job that keeps
+     * killing (or losing) its worker is poison after max_starts. */
     "if redis.call('EXISTS', KEYS[3]) == 1 then return 'cancelled' end\n"
     "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal')\n"
     "local a = tonumber(cur[1])\n"
@@ -23,15 +25,18 @@ static const char begin_script[] =
     "if ARGV[5] == '1' then\n"
     "  local lk = redis.call('GET', KEYS[4])\n"
     "  if lk and lk ~= ARGV[1] then return 'locked' end\n"
-    "  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])\n"
     "end\n"
+    "local starts = redis.call('INCR', KEYS[5])\n"
+    "redis.call('EXPIRE', KEYS[5], 86400)\n"
+    "if starts > tonumber(ARGV[6]) then return 'poison' end\n"
+    "if ARGV[5] == '1' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) end\n"
     "redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"
     "redis.call('HSET', KEYS[1], 'state', 'running', 'attempt', ARGV[3], 'doc', ARGV[4], 'terminal', '0')\n"
     "redis.call('PERSIST', KEYS[1])\n"
     "return 'ok'\n";
 
 static const char finish_script[] =
-    /* KEYS: status lease lock; ARGV: state attempt doc ttl terminal owner has_lock */
+    /* KEYS: status lease lock starts; ARGV: state attempt doc ttl terminal owner has_lock */
     "local written = 0\n"
     "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal')\n"
     "local a = tonumber(cur[1])\n"
@@ -44,6 +49,7 @@ static const char finish_script[] =
     "end\n"
     "if redis.call('GET', KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end\n"
     "if ARGV[7] == '1' and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end\n"
+    "redis.call('DEL', KEYS[4])\n"
     "return written\n";
 
 static const char release_script[] =
@@ -67,27 +73,32 @@ static void lock_key(char *out, size_t n, const char *ns, const char *lock)
 
 begin_result jobstate_begin(bx_redis *r, const char *ns, const char *id, int attempt,
                             const char *owner, int lease_ms, const char *lock,
-                            const char *running_doc, size_t doclen, char *err, size_t errlen)
+                            const char *running_doc, size_t doclen, int max_starts, char *err,
+                            size_t errlen)
 {
-    char ks[NAME_MAX_LEN], kl[NAME_MAX_LEN], kc[NAME_MAX_LEN], kk[NAME_MAX_LEN], at[16], ms[16];
+    char ks[NAME_MAX_LEN], kl[NAME_MAX_LEN], kc[NAME_MAX_LEN], kk[NAME_MAX_LEN],
+        kn[NAME_MAX_LEN], rest[NAME_MAX_LEN], at[16], ms[16], mx[16];
     name_key(ks, sizeof ks, ns, "job", id);
     name_key(kl, sizeof kl, ns, "lease", id);
     name_key(kc, sizeof kc, ns, "cancel", id);
     lock_key(kk, sizeof kk, ns, lock);
+    snprintf(rest, sizeof rest, "%s:%d", id, attempt);
+    name_key(kn, sizeof kn, ns, "starts", rest);
     snprintf(at, sizeof at, "%d", attempt);
     snprintf(ms, sizeof ms, "%d", lease_ms);
-    const char *argv[] = {"EVAL", begin_script, "4", ks, kl, kc, kk, owner, ms, at, running_doc,
-                          lock ? "1" : "0"};
+    snprintf(mx, sizeof mx, "%d", max_starts);
+    const char *argv[] = {"EVAL", begin_script, "5", ks, kl, kc, kk, kn, owner, ms, at, running_doc,
+                          lock ? "1" : "0", mx};
     size_t len[] = {4, sizeof begin_script - 1, 1, strlen(ks), strlen(kl), strlen(kc), strlen(kk),
-                    strlen(owner), strlen(ms), strlen(at), doclen, 1};
-    redisReply *rep = rds_cmdargv(r, err, errlen, 12, argv, len);
+                    strlen(kn), strlen(owner), strlen(ms), strlen(at), doclen, 1, strlen(mx)};
+    redisReply *rep = rds_cmdargv(r, err, errlen, 14, argv, len);
     if (!rep)
         return BEGIN_ERROR;
     begin_result res = BEGIN_ERROR;
     if (rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_STRING) {
         static const struct { const char *s; begin_result r; } map[] = {
             {"ok", BEGIN_OK}, {"mine", BEGIN_MINE}, {"leased", BEGIN_LEASED}, {"done", BEGIN_DONE},
-            {"cancelled", BEGIN_CANCELLED}, {"locked", BEGIN_LOCKED}};
+            {"cancelled", BEGIN_CANCELLED}, {"locked", BEGIN_LOCKED}, {"poison", BEGIN_POISON}};
         for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
             if (!strcmp(rep->str, map[i].s))
                 res = map[i].r;
@@ -102,18 +113,23 @@ int jobstate_finish(bx_redis *r, const char *ns, const char *id, const char *sta
                     const char *owner, const char *lock, const char *doc, size_t doclen,
                     int ttl_s, char *err, size_t errlen)
 {
-    char ks[NAME_MAX_LEN], kl[NAME_MAX_LEN], kk[NAME_MAX_LEN], at[16], ttl[16];
+    char ks[NAME_MAX_LEN], kl[NAME_MAX_LEN], kk[NAME_MAX_LEN], kn[NAME_MAX_LEN],
+        rest[NAME_MAX_LEN], at[16], ttl[16];
     name_key(ks, sizeof ks, ns, "job", id);
     name_key(kl, sizeof kl, ns, "lease", id);
     lock_key(kk, sizeof kk, ns, lock);
+    /* the previous attempt's count: a retry's status is written with the
+     * next attempt number */
+    snprintf(rest, sizeof rest, "%s:%d", id, state_is_terminal(state) ? attempt : attempt - 1);
+    name_key(kn, sizeof kn, ns, "starts", rest);
     snprintf(at, sizeof at, "%d", attempt);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     const char *term = state_is_terminal(state) ? "1" : "0";
-    const char *argv[] = {"EVAL", finish_script, "3", ks, kl, kk, state, at, doc, ttl, term, owner,
-                          lock ? "1" : "0"};
-    size_t len[] = {4, sizeof finish_script - 1, 1, strlen(ks), strlen(kl), strlen(kk),
+    const char *argv[] = {"EVAL", finish_script, "4", ks, kl, kk, kn, state, at, doc, ttl, term,
+                          owner, lock ? "1" : "0"};
+    size_t len[] = {4, sizeof finish_script - 1, 1, strlen(ks), strlen(kl), strlen(kk), strlen(kn),
                     strlen(state), strlen(at), doclen, strlen(ttl), 1, strlen(owner), 1};
-    redisReply *rep = rds_cmdargv(r, err, errlen, 13, argv, len);
+    redisReply *rep = rds_cmdargv(r, err, errlen, 14, argv, len);
     if (!rep)
         return -1;
     int ok = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;

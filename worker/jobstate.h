@@ -15,6 +15,7 @@ typedef enum {
     BEGIN_DONE,      /* status terminal or newer: never run this copy */
     BEGIN_CANCELLED, /* cancelled before it started */
     BEGIN_LOCKED,    /* its lock is held by another job */
+    BEGIN_POISON,    /* begun too often without a result: quarantine it */
     BEGIN_ERROR,     /* Redis failed: err says why */
 } begin_result;
 
@@ -22,7 +23,8 @@ typedef enum {
  * running_doc as the status of attempt, all or nothing. */
 begin_result jobstate_begin(bx_redis *r, const char *ns, const char *id, int attempt,
                             const char *owner, int lease_ms, const char *lock,
-                            const char *running_doc, size_t doclen, char *err, size_t errlen);
+                            const char *running_doc, size_t doclen, int max_starts, char *err,
+                            size_t errlen);
 
 /* Writes the final status (fenced like status_put), then frees the lease
  * and the lock if owner still holds them. 1 written, 0 stale, -1 + err. */

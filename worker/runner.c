@@ -39,6 +39,7 @@
 #define HEARTBEAT_MS 5000
 #define DEFER_MS 1000         /* a leased or locked job is asked again after this */
 #define CANCEL_GRACE_MS 500   /* "killed within a second" */
+#define MAX_STARTS 5          /* begins of one attempt before it is poison */
 #define HOLD_MAX_MS 50        /* see requeue_stale_ready */
 #define LOCK_WAIT_MS 250      /* a job whose lock is held asks again after this */
 #define LOCK_WAIT_TEXT "250"
@@ -611,8 +612,8 @@ static void start(runner *r, delivery *d)
     char *doc = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     begin_result br = doc ? jobstate_begin(r->redis, r->cfg->ns, j->id, j->attempt, r->owner,
-                                           r->cfg->lease_ms, j->lock, doc, strlen(doc), err,
-                                           sizeof err)
+                                           r->cfg->lease_ms, j->lock, doc, strlen(doc),
+                                           MAX_STARTS, err, sizeof err)
                           : BEGIN_ERROR;
     free(doc);
     switch (br) {
@@ -627,6 +628,34 @@ static void start(runner *r, delivery *d)
         job_release(j);
         free(s);
         return;
+    case BEGIN_POISON: {
+        /* Its runs keep dying with their worker: stop the cycle. The job
+         * is rejected, and its message kept in the dead-letter queue. */
+        char reason[200];
+        snprintf(reason, sizeof reason, "poison: begun %d times without a result", MAX_STARTS);
+        LOGE("event=job_quarantined id=%s attempt=%d reason=%s", j->id, j->attempt, log_q(reason));
+        json_t *rej = event_new(j, ST_REJECTED);
+        json_object_set_new(rej, "reason", json_string(reason));
+        event_set_time(rej, "finished_at", clock_wall_ms());
+        char *rdoc = json_dumps(rej, JSON_COMPACT);
+        json_decref(rej);
+        char ex[NAME_MAX_LEN];
+        name_events_exchange(ex, sizeof ex, r->cfg->ns);
+        outmsg *o = rdoc ? outmsg_new(NULL, ex, "", rdoc, strlen(rdoc)) : NULL;
+        if (o) {
+            o->id = strdup(j->id);
+            o->state = strdup(ST_REJECTED);
+            o->attempt = j->attempt;
+            o->redis_pending = 1;
+            outmsg_try(r, o);
+        } else {
+            free(rdoc);
+        }
+        job_release(j);
+        free(s);
+        dead_letter(r, d, reason);
+        return;
+    }
     case BEGIN_LOCKED: {
         /* Waiting for a lock must hold neither a slot nor the prefetch
          * window: the job waits in a delay queue and comes back. */
