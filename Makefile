@@ -65,6 +65,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(filter-out %/main.o,$(WRK_OBJ)) $(B
 	@mkdir -p $(dir $@)
 	$(TEST_LINK)
 
+# handlers_dashboard.c builds the files of api/dashboard/ in with .incbin,
+# which -MMD does not see
+$(BUILD)/api/handlers_dashboard.o: $(wildcard api/dashboard/*)
+
 deps:
 	@scripts/deps.sh
 

@@ -14,11 +14,14 @@
 #define API_IDEM_TTL_S 86400
 #define API_CANCEL_TTL_S 86400
 
+struct sse_hub;
+
 typedef struct api_app {
     const bx_cfg *cfg;
     auth_store *auth;
     publisher *pub;
     bx_store *store;
+    struct sse_hub *events; /* the event streams' hub */
     atomic_int draining;  /* shutting down: answer with Connection: close */
     atomic_long inflight; /* requests between their first call and completion */
     /* counters for /metrics */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rconn.h"
+#include "sse.h"
 
 void handle_healthz(http_req *req) { http_reply_text(req, 200, "{\"status\":\"ok\"}"); }
 
@@ -89,6 +90,9 @@ void handle_metrics(http_req *req)
     fprintf(f, "# HELP bx_api_requests_in_flight Requests being handled.\n"
                "# TYPE bx_api_requests_in_flight gauge\nbx_api_requests_in_flight %ld\n",
             atomic_load(&a->inflight));
+    fprintf(f, "# HELP bx_api_event_streams Open GET /v1/jobs/{id}/events streams.\n"
+               "# TYPE bx_api_event_streams gauge\nbx_api_event_streams %ld\n",
+            sse_hub_streams(a->events));
     fprintf(f, "# HELP bx_api_amqp_connected 1 when the publisher is connected to RabbitMQ.\n"
                "# TYPE bx_api_amqp_connected gauge\nbx_api_amqp_connected %d\n", ps.connected);
     if (fclose(f) || !buf) {

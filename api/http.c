@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "handlers_dashboard.h"
 #include "handlers_health.h"
+#include "handlers_events.h"
 #include "handlers_jobs.h"
 #include "log.h"
 
@@ -29,6 +31,26 @@ void http_add_header(http_req *req, const char *name, const char *value)
     req->nheaders++;
 }
 
+/* Adds the headers every reply carries and queues resp (which the
+ * caller still destroys). 0 when queued. */
+static int queue_reply(http_req *req, unsigned status, const char *content_type,
+                       struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+    for (int i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(resp, req->hname[i], req->hvalue[i]);
+    if (atomic_load(&req->app->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(req->conn, status, resp) != MHD_YES)
+        return -1;
+    req->replied = 1;
+    unsigned cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        atomic_fetch_add(&req->app->responses[cls], 1);
+    return 0;
+}
+
 void http_reply(http_req *req, unsigned status, const char *content_type, char *body, size_t len)
 {
     if (req->replied || req->gone) {
@@ -41,19 +63,27 @@ void http_reply(http_req *req, unsigned status, const char *content_type, char *
         free(body);
         return; /* MHD closes the connection when the handler queued nothing */
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
-    for (int i = 0; i < req->nheaders; i++)
-        MHD_add_response_header(resp, req->hname[i], req->hvalue[i]);
-    if (atomic_load(&req->app->draining))
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (MHD_queue_response(req->conn, status, resp) == MHD_YES) {
-        req->replied = 1;
-        unsigned cls = status / 100;
-        if (cls >= 1 && cls <= 5)
-            atomic_fetch_add(&req->app->responses[cls], 1);
-    }
+    queue_reply(req, status, content_type, resp);
     MHD_destroy_response(resp);
+}
+
+int http_reply_stream(http_req *req, unsigned status, const char *content_type,
+                      MHD_ContentReaderCallback reader, void *cls,
+                      MHD_ContentReaderFreeCallback free_fn)
+{
+    if (req->replied || req->gone) {
+        free_fn(cls);
+        return -1;
+    }
+    /* 16 KiB blocks: what one call of the reader may fill */
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, reader, cls, free_fn);
+    if (!resp) {
+        free_fn(cls);
+        return -1;
+    }
+    int rc = queue_reply(req, status, content_type, resp);
+    MHD_destroy_response(resp); /* calls free_fn when it was not queued */
+    return rc;
 }
 
 void http_reply_text(http_req *req, unsigned status, const char *json)
@@ -253,8 +283,13 @@ static void dispatch(http_req *req)
         handle_output(req);
         break;
     case R_JOB_EVENTS:
+        handle_events(req);
+        break;
     case R_WORKERS:
-        http_reply_error(req, 501, "not_implemented", "not implemented yet");
+        handle_workers(req);
+        break;
+    case R_DASHBOARD:
+        handle_dashboard(req);
         break;
     case R_NONE:
         break;

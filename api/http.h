@@ -75,6 +75,13 @@ void http_reply_text(http_req *req, unsigned status, const char *json); /* copie
 void http_reply_json(http_req *req, unsigned status, const json_t *doc); /* borrowed */
 void http_reply_error(http_req *req, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Queues a reply whose body reader writes until it returns the end (a
+ * MHD_ContentReaderCallback; chunked, of unknown size). free_fn(cls) runs
+ * once MHD is done with it, or before this returns when nothing could be
+ * queued. 0, or -1 when not queued. */
+int http_reply_stream(http_req *req, unsigned status, const char *content_type,
+                      MHD_ContentReaderCallback reader, void *cls,
+                      MHD_ContentReaderFreeCallback free_fn);
 /* Adds a header to the coming reply (value copied, cut to 159 bytes). */
 void http_add_header(http_req *req, const char *name, const char *value);
 

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "publisher.h"
 #include "rconn.h"
+#include "sse.h"
 #include "store.h"
 
 /* Exit codes, at startup only. */
@@ -171,6 +172,10 @@ int main(int argc, char **argv)
         rc = EXIT_CONFIG;
         goto out;
     }
+    if (!(app.events = sse_hub_new(&cfg, app.store, err, sizeof err))) {
+        LOGE("event=start_failed err=%s", log_q(err));
+        goto out;
+    }
     if ((lfd = listen_on(cfg.api_listen, bound, sizeof bound, err, sizeof err)) < 0) {
         LOGE("event=start_failed err=%s", log_q(err));
         rc = EXIT_LISTEN;
@@ -208,6 +213,7 @@ int main(int argc, char **argv)
     LOGI("event=api_stopping signal=%s inflight=%ld", strsignal(stop_sig), atomic_load(&app.inflight));
     atomic_store(&app.draining, 1);
     http_quiesce(srv);
+    sse_hub_drain(app.events); /* event streams end: their clients reconnect elsewhere */
     int64_t until = clock_mono_ms() + DRAIN_MS;
     while (atomic_load(&app.inflight) > 0 && clock_mono_ms() < until) {
         publisher_sweep(app.pub);
@@ -218,11 +224,12 @@ int main(int argc, char **argv)
     /* Stopping the publisher resolves every message still waiting, so no
      * connection stays suspended when the server stops. */
     publisher_stop(app.pub, API_CONFIRM_TIMEOUT_MS);
-    http_stop(srv);
-    srv = NULL;
     rc = 0;
 out:
+    /* no connection may stay suspended when the server stops */
+    sse_hub_stop(app.events);
     http_stop(srv);
+    sse_hub_free(app.events);
     if (lfd >= 0)
         close(lfd);
     publisher_free(app.pub);

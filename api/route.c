@@ -31,6 +31,12 @@ route_id route_match(const char *path, route *r)
         return r->id = R_METRICS;
     if (!strcmp(path, "/v1/workers"))
         return r->id = R_WORKERS;
+    if (!strcmp(path, "/"))
+        return r->id = R_DASHBOARD;
+    if (!strncmp(path, "/ui/", 4) && path[4] && !strchr(path + 4, '/')) {
+        take_id(r, path + 4, strlen(path + 4)); /* the file's name, not an id */
+        return r->id = R_DASHBOARD;
+    }
     if (strncmp(path, jobs, sizeof jobs - 1))
         return r->id;
     const char *p = path + sizeof jobs - 1;
@@ -95,6 +101,7 @@ unsigned route_scope(route_id id, const char *method)
     case R_HEALTHZ:
     case R_READYZ:
     case R_METRICS:
+    case R_DASHBOARD: /* the page asks for a token itself */
         return 0;
     default:
         break;

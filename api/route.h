@@ -15,6 +15,7 @@ typedef enum route_id {
     R_JOB_OUTPUT, /* /v1/jobs/{id}/output */
     R_JOB_EVENTS, /* /v1/jobs/{id}/events */
     R_WORKERS,    /* /v1/workers */
+    R_DASHBOARD,  /* / and /ui/{name}: the web page; {name} in job_id */
 } route_id;
 
 /* Token scopes, as bits. admin holds every other one. */

@@ -19,7 +19,7 @@ PACKAGES=(
     librabbitmq-dev libhiredis-dev libjansson-dev libmongoc-dev
     libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev
     rabbitmq-server redis-server
-    curl jq python3 python3-celery python3-redis python3-pymongo valgrind clang rsyslog docker-compose wrk
+    curl jq python3 python3-celery python3-redis python3-pymongo valgrind clang rsyslog docker-compose wrk chromium nodejs prometheus
 )
 
 missing_packages() {
@@ -48,11 +48,18 @@ find_go() {
     return 1
 }
 
+# The dashboard test drives Debian's chromium with playwright-core from npm
+# (pinned in its package-lock.json; it never downloads a browser).
+DASH=$ROOT/tests/e2e/dashboard
+dash_current() { [[ -f $DASH/node_modules/.package-lock.json && ! $DASH/package-lock.json -nt $DASH/node_modules/.package-lock.json ]]; }
+
 if [[ ${1:-} == --check ]]; then
     mapfile -t missing < <(missing_packages)
     ok=0
     (( ${#missing[@]} == 0 )) || { echo "missing packages: ${missing[*]}" >&2; ok=1; }
     ferret_current || { echo "missing: $FERRET_BIN" >&2; ok=1; }
+    command -v npm >/dev/null || { echo "missing: npm" >&2; ok=1; }
+    dash_current || { echo "missing: tests/e2e/dashboard/node_modules" >&2; ok=1; }
     exit "$ok"
 fi
 [[ $# -eq 0 ]] || { echo "usage: $0 [--check]" >&2; exit 2; }
@@ -65,6 +72,8 @@ trap 'rm -f "$LOG"' EXIT
 fail() { echo "deps: $1 failed:" >&2; tail -n 40 "$LOG" >&2; exit 1; }
 
 mapfile -t missing < <(missing_packages)
+# A Node.js that came with its own npm must not get Debian's on top.
+command -v npm >/dev/null || missing+=(npm)
 if (( ${#missing[@]} )); then
     SUDO=()
     if (( EUID != 0 )); then
@@ -103,6 +112,12 @@ if ! ferret_current; then
     mv -f "$DEPS/bin/ferretdb.new" "$FERRET_BIN"
     ferret_stamp >"$FERRET_STAMP"
     done_what+=("built FerretDB $FERRETDB_VERSION into .deps/bin/ferretdb")
+fi
+
+if ! dash_current; then
+    (cd "$DASH" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >>"$LOG" 2>&1 ||
+        fail "npm ci in tests/e2e/dashboard"
+    done_what+=("installed the dashboard test's npm packages")
 fi
 
 if (( ${#done_what[@]} )); then

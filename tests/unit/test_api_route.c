@@ -34,7 +34,7 @@ static void test_not_found(void **state)
 {
     (void)state;
     route r;
-    static const char *const bad[] = {"", "/", "/v1", "/v1/", "/v1/jobs/", "/v1/jobsx",
+    static const char *const bad[] = {"", "/v1", "/v1/", "/v1/jobs/", "/v1/jobsx",
                                       "/v1/jobs//output", "/v1/jobs/" ID "/", "/v1/jobs/" ID "/outputs",
                                       "/v1/jobs/" ID "/output/x", "/healthz/", "/HEALTHZ", "/v2/jobs",
                                       "/v1/workers/x"};
