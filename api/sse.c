@@ -498,6 +498,12 @@ static void on_live(sse_hub *h, sse_stream *s, const redisReply *rep)
         redisReply *const *e = rep->element + 2 + 4 * i;
         size_t len;
         const char *data = str_of(e[3], &len);
+        if (e[0]->type != REDIS_REPLY_INTEGER || e[1]->type != REDIS_REPLY_INTEGER ||
+            e[2]->type != REDIS_REPLY_INTEGER || e[0]->integer < 0 || e[2]->integer < 0 ||
+            (e[1]->integer != SSEOUT_SAME && (long long)len != e[0]->integer - e[2]->integer)) {
+            redis_trouble(h, "unexpected reply to the live script");
+            return;
+        }
         struct emit_ctx ctx = {s, stream_names[i]};
         sseout_live(&s->out[i], (size_t)e[0]->integer, (int)e[1]->integer, (size_t)e[2]->integer,
                     data, len, emit_output, &ctx);

@@ -13,6 +13,8 @@ typedef struct bx_cfg {
     char *mongo_url;       /* BX_MONGO_URL; the database is the namespace */
     char *ns;              /* BX_NAMESPACE: prefix of every name we create */
     char *api_listen;      /* BX_API_LISTEN, host:port */
+    char *metrics_listen;  /* BX_METRICS_LISTEN: host:port of a worker's or recorder's
+                              /metrics, /healthz, /readyz; port 0 = any free; "" = off */
     char *api_tokens_file; /* BX_API_TOKENS_FILE */
     char *queues;          /* BX_QUEUES, comma-separated */
     char *shell;           /* BX_SHELL */
@@ -21,6 +23,7 @@ typedef struct bx_cfg {
     char *api_token;       /* BX_API_TOKEN: the token itself, or a file holding it */
     char *worker_id;       /* BX_WORKER_ID: default host-pid */
     char *run_as;          /* BX_RUN_AS: user a root worker runs commands as; "" = itself */
+    char *proc_tree;       /* BX_PROC_TREE: how a job's processes are tracked: scan, cgroup, auto */
     char *job_tmpdir;      /* BX_JOB_TMPDIR: where each job's private cwd is made */
     long limit_cpu_s;      /* BX_LIMIT_CPU_S: RLIMIT_CPU of a command; 0 = none. The
                               BX_LIMIT_* are defaults and ceilings: a job may only lower them */

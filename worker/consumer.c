@@ -87,7 +87,10 @@ int consumer_connect(consumer *c, char *err, size_t errlen)
     if (amqpc_channel_open(c->a, CH_EVENTS, err, errlen) ||
         amqpc_confirm_select(c->a, CH_EVENTS, err, errlen) ||
         amqpc_declare(c->a, CH_JOBS, c->cfg->ns, c->cfg->queues, err, errlen) ||
-        amqpc_qos(c->a, CH_JOBS, (uint16_t)(c->cfg->concurrency > 32767 ? 65535 : 2 * c->cfg->concurrency),
+        /* Jobs whose result awaits its confirm stay unacked and count
+         * against the prefetch: leave room for them and for the next jobs,
+         * or slots idle for a confirm round trip (runner.c holds extras) */
+        amqpc_qos(c->a, CH_JOBS, (uint16_t)(c->cfg->concurrency > 16000 ? 65535 : 4 * c->cfg->concurrency + 8),
                   err, errlen))
         goto fail;
     amqp_connection_state_t s = amqpc_state(c->a);

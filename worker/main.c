@@ -69,8 +69,12 @@ int main(int argc, char **argv)
         rc = 3;
         goto out;
     }
-    if (proc_global_init()) {
-        fprintf(stderr, "bx-worker: cannot set up process tracking: %s\n", strerror(errno));
+    proc_tree tree = !strcmp(cfg.proc_tree, "cgroup") ? PROC_TREE_CGROUP
+                   : !strcmp(cfg.proc_tree, "auto")   ? PROC_TREE_AUTO
+                                                      : PROC_TREE_SCAN;
+    if (proc_global_init() || proc_global_setup(tree, err, sizeof err)) {
+        fprintf(stderr, "bx-worker: cannot set up process tracking (%s): %s\n", cfg.proc_tree,
+                tree == PROC_TREE_CGROUP ? err : strerror(errno));
         rc = 3;
         goto out;
     }

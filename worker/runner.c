@@ -40,7 +40,7 @@
 #define DEFER_MS 1000         /* a leased or locked job is asked again after this */
 #define CANCEL_GRACE_MS 500   /* "killed within a second" */
 #define MAX_STARTS 5          /* begins of one attempt before it is poison */
-#define HOLD_MAX_MS 50        /* see requeue_stale_ready */
+#define HOLD_MAX_MS 500       /* see requeue_stale_ready */
 #define LOCK_WAIT_MS 250      /* a job whose lock is held asks again after this */
 #define LOCK_WAIT_TEXT "250"
 #define MAX_WATCH PROC_MAX_FDS
@@ -777,9 +777,9 @@ static void start(runner *r, delivery *d)
         slot_watch(s);
 }
 
-/* Prefetch is twice the concurrency so that the next job is already
- * here when a slot frees up (its predecessor stays unacked until its
- * result is confirmed); the extra ones wait in arrival order. */
+/* The prefetch is larger than the concurrency so that the next job is
+ * already here when a slot frees up (its predecessor stays unacked until
+ * its result is confirmed); the extra ones wait in arrival order. */
 static void runner_on_deliver(void *ud, delivery *d)
 {
     runner *r = ud;
