@@ -28,7 +28,8 @@ int state_is_valid(const char *state)
  * secrets, and the status is readable by every token with "read". */
 static const char *const shown[] = {"id", "command", "queue", "priority", "labels", "lock",
                                     "idempotency_key", "request_id", "traceparent", "attempt",
-                                    "max_retries", "timeout_s", "cwd", "submitted_at", "attempts"};
+                                    "max_retries", "timeout_s", "max_output_bytes", "cwd",
+                                    "submitted_at", "attempts"};
 
 json_t *event_new(const bx_job *j, const char *state)
 {

@@ -36,7 +36,9 @@ static const char begin_script[] =
     "return 'ok'\n";
 
 static const char finish_script[] =
-    /* KEYS: status lease lock starts; ARGV: state attempt doc ttl terminal owner has_lock */
+    /* KEYS: status lease lock starts out:stdout out:stderr;
+     * ARGV: state attempt doc ttl terminal owner has_lock. The live output
+     * goes: the final status holds it now. */
     "local written = 0\n"
     "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal')\n"
     "local a = tonumber(cur[1])\n"
@@ -49,7 +51,7 @@ static const char finish_script[] =
     "end\n"
     "if redis.call('GET', KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end\n"
     "if ARGV[7] == '1' and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end\n"
-    "redis.call('DEL', KEYS[4])\n"
+    "redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])\n"
     "return written\n";
 
 static const char release_script[] =
@@ -114,7 +116,7 @@ int jobstate_finish(bx_redis *r, const char *ns, const char *id, const char *sta
                     int ttl_s, char *err, size_t errlen)
 {
     char ks[NAME_MAX_LEN], kl[NAME_MAX_LEN], kk[NAME_MAX_LEN], kn[NAME_MAX_LEN],
-        rest[NAME_MAX_LEN], at[16], ttl[16];
+        ko[NAME_MAX_LEN], ke[NAME_MAX_LEN], rest[NAME_MAX_LEN], at[16], ttl[16];
     name_key(ks, sizeof ks, ns, "job", id);
     name_key(kl, sizeof kl, ns, "lease", id);
     lock_key(kk, sizeof kk, ns, lock);
@@ -122,14 +124,19 @@ int jobstate_finish(bx_redis *r, const char *ns, const char *id, const char *sta
      * next attempt number */
     snprintf(rest, sizeof rest, "%s:%d", id, state_is_terminal(state) ? attempt : attempt - 1);
     name_key(kn, sizeof kn, ns, "starts", rest);
+    snprintf(rest, sizeof rest, "%s:stdout", id);
+    name_key(ko, sizeof ko, ns, "out", rest);
+    snprintf(rest, sizeof rest, "%s:stderr", id);
+    name_key(ke, sizeof ke, ns, "out", rest);
     snprintf(at, sizeof at, "%d", attempt);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     const char *term = state_is_terminal(state) ? "1" : "0";
-    const char *argv[] = {"EVAL", finish_script, "4", ks, kl, kk, kn, state, at, doc, ttl, term,
-                          owner, lock ? "1" : "0"};
+    const char *argv[] = {"EVAL", finish_script, "6", ks, kl, kk, kn, ko, ke, state, at, doc, ttl,
+                          term, owner, lock ? "1" : "0"};
     size_t len[] = {4, sizeof finish_script - 1, 1, strlen(ks), strlen(kl), strlen(kk), strlen(kn),
-                    strlen(state), strlen(at), doclen, strlen(ttl), 1, strlen(owner), 1};
-    redisReply *rep = rds_cmdargv(r, err, errlen, 14, argv, len);
+                    strlen(ko), strlen(ke), strlen(state), strlen(at), doclen, strlen(ttl), 1,
+                    strlen(owner), 1};
+    redisReply *rep = rds_cmdargv(r, err, errlen, 16, argv, len);
     if (!rep)
         return -1;
     int ok = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;

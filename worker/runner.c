@@ -1049,7 +1049,8 @@ static void put_live_output(runner *r, int64_t now)
 
 static void heartbeat(runner *r)
 {
-    char err[512], pid[24], conc[16], running[16], host[256] = "";
+    char err[512], pid[24], conc[16], running[16], seen[24], host[256] = "";
+    snprintf(seen, sizeof seen, "%lld", (long long)clock_wall_ms());
     gethostname(host, sizeof host - 1);
     snprintf(pid, sizeof pid, "%ld", (long)getpid());
     snprintf(conc, sizeof conc, "%d", r->cfg->concurrency);
@@ -1060,7 +1061,7 @@ static void heartbeat(runner *r)
         o += (size_t)snprintf(jobs + o, sizeof jobs - o, "%s%s", o ? "," : "", s->job.id);
     const char *f[] = {"id", r->cfg->worker_id, "host", host, "pid", pid, "queues", r->cfg->queues,
                        "concurrency", conc, "running", running, "jobs", jobs,
-                       "state", r->draining ? "draining" : "running"};
+                       "state", r->draining ? "draining" : "running", "seen_ms", seen};
     if (jobstate_heartbeat(r->redis, r->cfg->ns, r->cfg->worker_id, 3 * HEARTBEAT_MS / 1000, f,
                            sizeof f / sizeof f[0], err, sizeof err))
         LOGW("event=heartbeat_failed error=%s", log_q(err));
