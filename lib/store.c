@@ -595,9 +595,10 @@ out:
 }
 
 /* For the items whose id was already stored: reads what is stored (one
- * $in), then replaces, fenced by attempt, those that change. */
-static int replace_changed(mongoc_collection_t *coll, item *items, size_t n, char *err,
-                           size_t errlen)
+ * $in), then replaces, fenced by attempt, those that change. Adds to
+ * *unchanged those it leaves alone, and those the fence refused. */
+static int replace_changed(mongoc_collection_t *coll, item *items, size_t n, size_t *unchanged,
+                           char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, reply;
     bson_error_t e;
@@ -648,8 +649,10 @@ static int replace_changed(mongoc_collection_t *coll, item *items, size_t n, cha
             stored_attempt = (int32_t)bson_iter_as_int64(&it);
         /* Stale (a higher attempt is stored) or already what we have
          * (a redelivery): nothing to write. */
-        if (stored_attempt > hit->attempt || bson_equal(doc, hit->doc))
+        if (stored_attempt > hit->attempt || bson_equal(doc, hit->doc)) {
             keep[hit - items] = 0;
+            (*unchanged)++;
+        }
     }
     if (mongoc_cursor_error(cur, &e)) {
         seterr(err, errlen, "mongodb find: %s", e.message);
@@ -690,6 +693,13 @@ static int replace_changed(mongoc_collection_t *coll, item *items, size_t n, cha
         bson_destroy(&reply);
         goto out;
     }
+    {
+        /* a document that turned higher since the read: the fence held */
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, &reply, "nMatched") && BSON_ITER_HOLDS_NUMBER(&it) &&
+            bson_iter_as_int64(&it) >= 0 && (size_t)bson_iter_as_int64(&it) < nrep)
+            *unchanged += nrep - (size_t)bson_iter_as_int64(&it);
+    }
     bson_destroy(&reply);
     rc = 0;
 out:
@@ -703,12 +713,20 @@ out0:
 
 int store_upsert(bx_store *s, json_t *const *events, size_t n, char *err, size_t errlen)
 {
+    return store_upsert_ex(s, events, n, NULL, err, errlen);
+}
+
+int store_upsert_ex(bx_store *s, json_t *const *events, size_t n, size_t *unchanged, char *err,
+                    size_t errlen)
+{
     item *items = NULL;
-    size_t m = 0, ndup = 0;
+    size_t m = 0, ndup = 0, same = 0;
     conn c = {0};
     int rc = -1;
     char why[256];
 
+    if (unchanged)
+        *unchanged = 0;
     if (n == 0)
         return 0;
     items = calloc(n, sizeof *items);
@@ -734,6 +752,7 @@ int store_upsert(bx_store *s, json_t *const *events, size_t n, char *err, size_t
         }
         items[m++] = items[i];
     }
+    same = n - m; /* superseded within the batch */
     n = m;
 
     coll_get(s, &c);
@@ -741,9 +760,11 @@ int store_upsert(bx_store *s, json_t *const *events, size_t n, char *err, size_t
         goto out;
     for (size_t i = 0; i < n; i++)
         ndup += items[i].dup != 0;
-    if (ndup && replace_changed(c.coll, items, n, err, errlen) < 0)
+    if (ndup && replace_changed(c.coll, items, n, &same, err, errlen) < 0)
         goto out;
     rc = 0;
+    if (unchanged)
+        *unchanged = same;
 out:
     coll_put(s, &c);
     if (items)

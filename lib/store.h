@@ -23,6 +23,11 @@ int store_ensure_indexes(bx_store *s, char *err, size_t errlen);
  * done), -1 + err if any could not be written (the caller retries the
  * whole batch: upserts are idempotent). */
 int store_upsert(bx_store *s, json_t *const *events, size_t n, char *err, size_t errlen);
+/* The same; *unchanged (if not NULL) gets how many of the n events
+ * changed nothing: a higher attempt or the very same document was
+ * stored already, or a later event of the batch superseded it. */
+int store_upsert_ex(bx_store *s, json_t *const *events, size_t n, size_t *unchanged, char *err,
+                    size_t errlen);
 
 /* The record of id: new reference; NULL with err "" when absent. */
 json_t *store_get(bx_store *s, const char *id, char *err, size_t errlen);

@@ -30,10 +30,12 @@
 #define REC_BACKOFF_MAX_MS 5000
 #define REC_CONFIRM_MS 5000     /* a dead letter's confirm */
 #define REC_INDEX_RETRY_MS 60000
+#define REC_PING_MS 5000        /* idle: how often MongoDB is pinged, so its state stays known */
 
 typedef struct rec {
     const bx_cfg *cfg;
     bx_store *store;
+    rec_obs *obs;
     volatile sig_atomic_t *stop;
     bx_amqp *in;  /* consumes; NULL while disconnected */
     bx_amqp *out; /* dead letters, confirm mode on channel 1; opened lazily */
@@ -48,6 +50,7 @@ typedef struct rec {
     int64_t mongo_down_ms;
     int indexes_ok;
     int64_t index_retry_ms; /* next store_ensure_indexes attempt */
+    int64_t next_ping_ms;   /* idle: next store_ping, to keep bx_recorder_mongo_up true */
     uint64_t written, dead_lettered;
 } rec;
 
@@ -56,6 +59,140 @@ int rec_backoff_next(int cur_ms)
     if (cur_ms < REC_BACKOFF_MIN_MS)
         return REC_BACKOFF_MIN_MS;
     return cur_ms >= REC_BACKOFF_MAX_MS / 2 ? REC_BACKOFF_MAX_MS : cur_ms * 2;
+}
+
+/* ---------- what statusd shows ---------- */
+
+static const double batch_size_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
+
+int rec_obs_init(rec_obs *o, metrics *reg, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    pthread_mutex_init(&o->mu, NULL);
+    snprintf(o->amqp_err, sizeof o->amqp_err, "not connected yet");
+    snprintf(o->mongo_err, sizeof o->mongo_err, "not reached yet");
+#define FAM(field, call)                                                                           \
+    if (!(o->field = call))                                                                        \
+        return -1;
+    FAM(events, metrics_counter(reg, "bx_recorder_events_total",
+                                "Result events settled: stored in MongoDB, stale (a newer or the same record was there), or dead-lettered.",
+                                "result", NULL, err, errlen))
+    FAM(batches, metrics_counter(reg, "bx_recorder_batches_total",
+                                 "Batches written to MongoDB and acked.", NULL, NULL, err, errlen))
+    FAM(write_errors, metrics_counter(reg, "bx_recorder_write_errors_total",
+                                      "MongoDB bulk writes that failed (and were retried).", NULL,
+                                      NULL, err, errlen))
+    FAM(batch_size, metrics_histogram(reg, "bx_recorder_batch_size", "Events per batch written.",
+                                      batch_size_buckets,
+                                      sizeof batch_size_buckets / sizeof batch_size_buckets[0],
+                                      NULL, NULL, err, errlen))
+    FAM(write_seconds, metrics_histogram(reg, "bx_recorder_write_seconds",
+                                         "Time to write one batch to MongoDB.",
+                                         METRICS_SECONDS_BUCKETS, METRICS_SECONDS_NBUCKETS, NULL,
+                                         NULL, err, errlen))
+    FAM(lag, metrics_gauge(reg, "bx_recorder_lag_seconds",
+                           "From the finished_at of the last stored event to its storing.", NULL,
+                           NULL, err, errlen))
+    FAM(held, metrics_gauge(reg, "bx_recorder_held_events",
+                            "Events received and not yet stored (the batch).", NULL, NULL, err,
+                            errlen))
+    FAM(amqp_up, metrics_gauge(reg, "bx_recorder_amqp_up",
+                               "1 when the recorder consumes from RabbitMQ.", NULL, NULL, err,
+                               errlen))
+    FAM(mongo_up, metrics_gauge(reg, "bx_recorder_mongo_up",
+                                "1 when MongoDB answered the recorder's last write or ping.", NULL,
+                                NULL, err, errlen))
+#undef FAM
+    /* every result shows from the start, at 0 */
+    metric_touch(o->events, "stored", NULL);
+    metric_touch(o->events, "stale", NULL);
+    metric_touch(o->events, "dead_lettered", NULL);
+    return 0;
+}
+
+void rec_obs_release(rec_obs *o)
+{
+    pthread_mutex_destroy(&o->mu);
+}
+
+int rec_obs_ready(void *ud, statusd_check *c, int max)
+{
+    rec_obs *o = ud;
+    if (max < 2)
+        return 0;
+    c[0].name = "rabbitmq";
+    c[0].ok = metric_value(o->amqp_up, NULL, NULL) == 1;
+    c[1].name = "mongodb";
+    c[1].ok = metric_value(o->mongo_up, NULL, NULL) == 1;
+    pthread_mutex_lock(&o->mu);
+    snprintf(c[0].detail, sizeof c[0].detail, "%s", o->amqp_err);
+    snprintf(c[1].detail, sizeof c[1].detail, "%s", o->mongo_err);
+    pthread_mutex_unlock(&o->mu);
+    return 2;
+}
+
+/* The state of a connection, for /metrics and /readyz: up, or down and why. */
+static void obs_conn(rec_obs *o, metric_fam *up, char *detail, size_t n, const char *err)
+{
+    metric_set(up, NULL, NULL, err ? 0 : 1);
+    pthread_mutex_lock(&o->mu);
+    snprintf(detail, n, "%.*s", (int)n - 1, err ? err : "");
+    pthread_mutex_unlock(&o->mu);
+}
+
+static void obs_amqp(rec *r, const char *err)
+{
+    obs_conn(r->obs, r->obs->amqp_up, r->obs->amqp_err, sizeof r->obs->amqp_err, err);
+}
+
+static void obs_mongo(rec *r, const char *err)
+{
+    obs_conn(r->obs, r->obs->mongo_up, r->obs->mongo_err, sizeof r->obs->mongo_err, err);
+}
+
+int64_t rec_parse_rfc3339(const char *s)
+{
+    struct tm tm = {0};
+    int ms = 0, n = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+        return -1;
+    s += n;
+    if (*s == '.') {
+        int digits = 0;
+        for (s++; *s >= '0' && *s <= '9'; s++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*s - '0');
+        while (digits > 0 && digits < 3) {
+            ms *= 10;
+            digits++;
+        }
+    }
+    if (strcmp(s, "Z"))
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    return (int64_t)t * 1000 + ms;
+}
+
+/* A batch of n events is written, stale of which changed nothing:
+ * counts it, and the lag of its last event. */
+static void obs_stored(rec *r, size_t n, size_t stale, int64_t t0_ms)
+{
+    rec_obs *o = r->obs;
+    int64_t now = clock_mono_ms();
+    metric_add(o->events, "stored", NULL, (double)(n - stale));
+    metric_add(o->events, "stale", NULL, (double)stale);
+    metric_inc(o->batches, NULL, NULL);
+    metric_observe(o->batch_size, NULL, NULL, (double)n);
+    metric_observe(o->write_seconds, NULL, NULL, (double)(now - t0_ms) / 1000.0);
+    if (n) {
+        json_t *fin = json_object_get(r->b.evs[n - 1], "finished_at");
+        int64_t ms = rec_parse_rfc3339(json_string_value(fin));
+        if (ms >= 0)
+            metric_set(o->lag, NULL, NULL, (double)(clock_wall_ms() - ms) / 1000.0);
+    }
 }
 
 /* Sleeps ms, in short steps so that a stop is seen soon. */
@@ -118,6 +255,7 @@ static void amqp_lost(rec *r, const char *err)
         r->amqp_down = 1;
         r->amqp_down_ms = clock_mono_ms();
     }
+    obs_amqp(r, err);
     amqp_close(r);
     batch_clear(&r->b);
 }
@@ -187,6 +325,7 @@ static int on_delivery(rec *r, amqp_envelope_t *env, char *err, size_t errlen)
         return -1;
     }
     r->dead_lettered++;
+    metric_inc(r->obs->events, "dead_lettered", NULL);
     LOGW("event=dead_lettered tag=%" PRIu64 " bytes=%zu reason=%s", (uint64_t)env->delivery_tag,
          len, log_q(reason));
     return 0;
@@ -247,6 +386,7 @@ static int consume_one(rec *r, int timeout_ms, char *err, size_t errlen)
 
 static void mongo_lost(rec *r, const char *err)
 {
+    obs_mongo(r, err);
     if (r->mongo_down)
         return;
     r->mongo_down = 1;
@@ -256,6 +396,8 @@ static void mongo_lost(rec *r, const char *err)
 
 static void mongo_ok(rec *r)
 {
+    obs_mongo(r, NULL);
+    r->next_ping_ms = clock_mono_ms() + REC_PING_MS;
     if (r->mongo_down) {
         LOGI("event=mongo_regained down_ms=%" PRId64, clock_mono_ms() - r->mongo_down_ms);
         r->mongo_down = 0;
@@ -272,17 +414,33 @@ static void mongo_ok(rec *r)
     }
 }
 
+/* Idle, MongoDB's state would only be learnt at the next write: ask it
+ * now and then. Blocks up to the store's server selection timeout when
+ * it is down, which costs nothing then: no batch waits. */
+static void ping_mongo(rec *r)
+{
+    char err[256];
+    if (store_ping(r->store, err, sizeof err) == 0) {
+        mongo_ok(r);
+    } else {
+        mongo_lost(r, err);
+        r->next_ping_ms = clock_mono_ms() + REC_PING_MS;
+    }
+}
+
 /* The batch failed while MongoDB answers a ping: some event in it cannot
  * be stored (a key MongoDB refuses, too large, ...). Writes the events
  * one by one and dead-letters those that fail alone, so that one bad
  * event never blocks the queue. 0 when the batch is settled, 1 when
  * MongoDB stopped answering (retry later), -1 + err on an AMQP failure. */
-static int settle_one_by_one(rec *r, char *err, size_t errlen)
+static int settle_one_by_one(rec *r, size_t *stale, char *err, size_t errlen)
 {
     char e1[512], reason[600];
     for (size_t i = 0; i < r->b.n;) {
         json_t *ev = r->b.evs[i];
-        if (store_upsert(r->store, &ev, 1, e1, sizeof e1) == 0) {
+        size_t same = 0;
+        if (store_upsert_ex(r->store, &ev, 1, &same, e1, sizeof e1) == 0) {
+            *stale += same;
             i++;
             continue;
         }
@@ -302,6 +460,7 @@ static int settle_one_by_one(rec *r, char *err, size_t errlen)
         if (rc)
             return -1;
         r->dead_lettered++;
+        metric_inc(r->obs->events, "dead_lettered", NULL);
         LOGW("event=dead_lettered id=%s reason=%s", json_string_value(json_object_get(ev, "id")),
              log_q(reason));
         batch_drop(&r->b, i); /* its tag is acked with the batch */
@@ -326,12 +485,16 @@ static int flush(rec *r, char *err, size_t errlen)
             batch_clear(&r->b);
             return 0;
         }
-        if (store_upsert(r->store, r->b.evs, r->b.n, serr, sizeof serr) == 0) {
+        size_t stale = 0;
+        if (store_upsert_ex(r->store, r->b.evs, r->b.n, &stale, serr, sizeof serr) == 0) {
             r->written += r->b.n;
-            LOGI("event=batch_written n=%zu ms=%" PRId64, r->b.n, clock_mono_ms() - t0);
+            LOGI("event=batch_written n=%zu stale=%zu ms=%" PRId64, r->b.n, stale,
+                 clock_mono_ms() - t0);
+            obs_stored(r, r->b.n, stale, t0);
             mongo_ok(r);
             break;
         }
+        metric_inc(r->obs->write_errors, NULL, NULL);
         if (*r->stop) {
             LOGW("event=batch_unwritten n=%zu reason=stopping err=%s", r->b.n, log_q(serr));
             batch_clear(&r->b);
@@ -347,10 +510,12 @@ static int flush(rec *r, char *err, size_t errlen)
             continue;
         } else {
             LOGW("event=batch_rejected n=%zu err=%s", r->b.n, log_q(serr));
-            int rc = settle_one_by_one(r, err, errlen);
+            stale = 0;
+            int rc = settle_one_by_one(r, &stale, err, errlen);
             if (rc < 0)
                 return -1;
             if (rc == 0) {
+                obs_stored(r, r->b.n, stale, t0); /* what is left was stored one by one */
                 mongo_ok(r);
                 break;
             }
@@ -368,9 +533,9 @@ static int flush(rec *r, char *err, size_t errlen)
     return 0;
 }
 
-int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
+int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomic_t *stop)
 {
-    rec r = {.cfg = cfg, .store = store, .stop = stop};
+    rec r = {.cfg = cfg, .store = store, .obs = obs, .stop = stop};
     char err[512];
     int backoff = 0;
 
@@ -389,14 +554,17 @@ int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
      * on and the indexes follow the first successful write. */
     if (store_ensure_indexes(store, err, sizeof err) == 0) {
         r.indexes_ok = 1;
+        mongo_ok(&r);
     } else {
         LOGW("event=indexes_failed err=%s", log_q(err));
         r.index_retry_ms = clock_mono_ms();
+        obs_mongo(&r, err); /* likely down: the first ping says for sure */
     }
 
     while (!*stop) {
         if (!r.in) {
             if (amqp_open(&r, err, sizeof err) < 0) {
+                obs_amqp(&r, err);
                 if (!r.amqp_down) {
                     LOGE("event=amqp_lost err=%s", log_q(err));
                     r.amqp_down = 1;
@@ -412,7 +580,11 @@ int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
                 LOGI("event=amqp_connected queue=%s", log_q(r.results_q));
             r.amqp_down = 0;
             backoff = 0;
+            obs_amqp(&r, NULL);
         }
+        metric_set(obs->held, NULL, NULL, (double)r.b.n);
+        if (r.b.n == 0 && clock_mono_ms() >= r.next_ping_ms)
+            ping_mongo(&r);
         int64_t due = batch_due_in(&r.b, cfg->batch_ms, clock_mono_ms());
         if (r.b.n > 0 && (batch_full(&r.b) || due <= 0)) {
             if (flush(&r, err, sizeof err) < 0)
@@ -428,6 +600,8 @@ int rec_run(const bx_cfg *cfg, bx_store *store, volatile sig_atomic_t *stop)
         LOGW("event=batch_unacked err=%s", log_q(err));
     amqp_close(&r);
     batch_release(&r.b);
+    metric_set(obs->held, NULL, NULL, 0);
+    obs_amqp(&r, "stopped");
     LOGI("event=stop written=%" PRIu64 " dead_lettered=%" PRIu64, r.written, r.dead_lettered);
     return 0;
 }

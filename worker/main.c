@@ -8,13 +8,17 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cfg.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
 #include "runner.h"
+#include "statusd.h"
+#include "wmetrics.h"
 
 typedef struct sigwatch {
     runner_watch w;
@@ -37,12 +41,34 @@ static void on_signal(runner_watch *w, uint32_t events)
     }
 }
 
+/* /metrics, /healthz and /readyz on BX_METRICS_LISTEN. The address goes
+ * to the log and, when the run dir exists, to <run dir>/metrics/<worker
+ * id>.addr: with port 0 (several workers, one host) that is how the
+ * local stack and the tests find each. NULL + err when it cannot listen. */
+static statusd *status_start(const bx_cfg *cfg, metrics *reg, wmetrics *wm, char *err,
+                             size_t errlen)
+{
+    struct stat st;
+    statusd_opts o = {.listen = cfg->metrics_listen, .reg = reg, .ready = wmetrics_ready, .ud = wm};
+    statusd *sd = statusd_start(&o, err, errlen);
+    if (!sd)
+        return NULL;
+    LOGI("event=metrics_listening addr=%s", statusd_addr(sd));
+    if (stat(cfg->run_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+        statusd_write_addr(sd, cfg->run_dir, cfg->worker_id, err, errlen))
+        LOGW("event=metrics_addr_not_written err=%s", log_q(err));
+    return sd;
+}
+
 int main(int argc, char **argv)
 {
     bx_cfg cfg;
     char err[512];
     int rc = 1, epfd = -1;
     runner *r = NULL;
+    metrics *reg = NULL;
+    statusd *sd = NULL;
+    wmetrics wm;
     sigwatch sw = {{on_signal}, -1, 0, 0};
 
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -85,6 +111,17 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (!(reg = metrics_new()) || wmetrics_init(&wm, reg, &cfg, err, sizeof err)) {
+        fprintf(stderr, "bx-worker: metrics: %s\n", reg ? err : "out of memory");
+        rc = 3;
+        goto out;
+    }
+    runner_set_metrics(r, &wm);
+    if (cfg.metrics_listen[0] && !(sd = status_start(&cfg, reg, &wm, err, sizeof err))) {
+        fprintf(stderr, "bx-worker: BX_METRICS_LISTEN: %s\n", err);
+        rc = 2;
+        goto out;
+    }
     LOGI("event=start worker=%s queues=%s concurrency=%d shell=%s namespace=%s tree=%s",
          cfg.worker_id, cfg.queues, cfg.concurrency, cfg.shell, cfg.ns,
          log_q(proc_global_describe()));
@@ -107,7 +144,9 @@ int main(int argc, char **argv)
     LOGI("event=stop worker=%s", cfg.worker_id);
     rc = 0;
 out:
+    statusd_stop(sd); /* first: its thread reads the registry */
     runner_free(r);
+    metrics_free(reg);
     proc_global_release();
     if (epfd >= 0)
         close(epfd);

@@ -34,6 +34,7 @@
 #include "names.h"
 #include "proc.h"
 #include "rds.h"
+#include "wmetrics.h"
 
 #define TICK_MS 250           /* cancel checks and live output */
 #define HEARTBEAT_MS 5000
@@ -118,7 +119,8 @@ struct runner {
     deferred **ready_tail;
     int draining;
     int64_t drain_deadline;
-    int redis_ok;           /* for "lost"/"regained" log lines */
+    int redis_ok;           /* for "lost"/"regained" log lines, and bx_worker_redis_up */
+    wmetrics m;             /* all NULL (no metrics) until runner_set_metrics */
 };
 
 static void runner_on_deliver(void *ud, delivery *d);
@@ -222,6 +224,7 @@ static void dead_letter(runner *r, delivery *d, const char *reason)
     char ex[NAME_MAX_LEN];
     name_dead_exchange(ex, sizeof ex, r->cfg->ns);
     LOGW("event=dead_lettered queue=%s reason=%s", d->queue, log_q(reason));
+    metric_inc(r->m.dead_lettered, NULL, NULL);
     char *body = malloc(d->len + 1);
     outmsg *o = body ? outmsg_new(NULL, ex, "", body, d->len) : NULL;
     if (!o) {
@@ -373,6 +376,9 @@ static void slot_finish(slot *s)
         json_object_set_new(ev, "exit_code", json_integer(code));
     }
     set_outputs(ev, s->p);
+    metric_add(r->m.output_bytes, "stdout", NULL, (double)proc_outbuf(s->p, PROC_STDOUT)->total);
+    metric_add(r->m.output_bytes, "stderr", NULL, (double)proc_outbuf(s->p, PROC_STDERR)->total);
+    metric_observe(r->m.run_seconds, j->queue, NULL, (double)(now - s->started_wall) / 1000.0);
     LOGI("event=job_finished id=%s state=%s exit_code=%d signal=%d attempt=%d duration_ms=%" PRId64
          " request_id=%s",
          j->id, state, code, sig, j->attempt, now - s->started_wall, j->request_id ? j->request_id : "-");
@@ -423,6 +429,7 @@ static void slot_finish(slot *s)
                     snprintf(ttl, 24, "%ld", delay);
                 o->expiration = ttl;
                 LOGI("event=job_retried id=%s attempt=%d delay_ms=%ld", j->id, j->attempt, delay);
+                metric_inc(r->m.retries, j->queue, NULL);
             } else {
                 free(body);
                 free(qdoc);
@@ -434,6 +441,7 @@ static void slot_finish(slot *s)
             job_set_attempt(j, j->attempt - 1); /* fall through to a final state */
     }
     if (!o) {
+        metric_inc(r->m.finished, j->queue, state);
         json_object_set_new(ev, "state", json_string(state));
         size_t len = 0;
         char *doc = json_dumps(ev, JSON_COMPACT);
@@ -634,6 +642,7 @@ static void start(runner *r, delivery *d)
         char reason[200];
         snprintf(reason, sizeof reason, "poison: begun %d times without a result", MAX_STARTS);
         LOGE("event=job_quarantined id=%s attempt=%d reason=%s", j->id, j->attempt, log_q(reason));
+        metric_inc(r->m.finished, j->queue, ST_REJECTED);
         json_t *rej = event_new(j, ST_REJECTED);
         json_object_set_new(rej, "reason", json_string(reason));
         event_set_time(rej, "finished_at", clock_wall_ms());
@@ -736,6 +745,7 @@ static void start(runner *r, delivery *d)
     if (!s->p) {
         /* the command could not start (cwd missing, ...): rejected */
         LOGW("event=job_rejected id=%s reason=%s", j->id, log_q(err));
+        metric_inc(r->m.finished, j->queue, ST_REJECTED);
         json_t *rej = event_new(j, ST_REJECTED);
         json_object_set_new(rej, "reason", json_string(err));
         json_object_set_new(rej, "worker", json_string(r->cfg->worker_id));
@@ -771,6 +781,13 @@ static void start(runner *r, delivery *d)
     r->nrunning++;
     LOGI("event=job_started id=%s attempt=%d queue=%s request_id=%s", j->id, j->attempt, j->queue,
          j->request_id ? j->request_id : "-");
+    metric_inc(r->m.started, j->queue, NULL);
+    /* first attempts only: a retry's wait is mostly its chosen backoff */
+    if (j->attempt == 1 && j->submitted_ms > 0)
+        metric_observe(r->m.queue_wait, j->queue, NULL,
+                       s->started_wall > j->submitted_ms
+                           ? (double)(s->started_wall - j->submitted_ms) / 1000.0
+                           : 0);
     if (proc_done(s->p))
         slot_finish(s);
     else
@@ -1063,8 +1080,17 @@ static void heartbeat(runner *r)
                        "concurrency", conc, "running", running, "jobs", jobs,
                        "state", r->draining ? "draining" : "running", "seen_ms", seen};
     if (jobstate_heartbeat(r->redis, r->cfg->ns, r->cfg->worker_id, 3 * HEARTBEAT_MS / 1000, f,
-                           sizeof f / sizeof f[0], err, sizeof err))
+                           sizeof f / sizeof f[0], err, sizeof err)) {
         LOGW("event=heartbeat_failed error=%s", log_q(err));
+        /* the heartbeat is also how an idle worker learns Redis is gone */
+        if (r->redis_ok)
+            LOGE("event=redis_lost error=%s", log_q(err));
+        r->redis_ok = 0;
+    } else {
+        if (!r->redis_ok)
+            LOGI("event=redis_regained");
+        r->redis_ok = 1;
+    }
 }
 
 int64_t runner_tick(runner *r, int64_t now)
@@ -1145,7 +1171,17 @@ int64_t runner_tick(runner *r, int64_t now)
             slot_free(s);
         }
     }
+    /* the loop ticks after every batch of events: gauges kept here are
+     * at most one wake-up behind */
+    metric_set(r->m.running, NULL, NULL, r->nrunning);
+    metric_set(r->m.amqp_up, NULL, NULL, consumer_connected(r->c) ? 1 : 0);
+    metric_set(r->m.redis_up, NULL, NULL, r->redis_ok ? 1 : 0);
     return next;
+}
+
+void runner_set_metrics(runner *r, const wmetrics *m)
+{
+    r->m = *m;
 }
 
 void runner_drain(runner *r)

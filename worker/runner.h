@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "wmetrics.h"
 
 typedef struct runner runner;
 
@@ -18,6 +19,10 @@ void runner_free(runner *r);
 typedef struct runner_watch {
     void (*fn)(struct runner_watch *w, uint32_t events);
 } runner_watch;
+
+/* Updates m's families from now on (copied; the families stay the
+ * registry's). Without it the runner keeps no metrics. */
+void runner_set_metrics(runner *r, const wmetrics *m);
 
 /* Periodic work: reconnects, lease renewal, cancel checks, timeouts,
  * heartbeats, retries of failed Redis writes. Returns the next deadline

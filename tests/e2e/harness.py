@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 STACK = os.path.join(ROOT, "compose", "stack.sh")
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "rejected"}
 # What could point a test at the caller's own stack is not passed on.
-_PRIVATE = ("BX_RUN_DIR", "BX_NAMESPACE", "BX_API_LISTEN", "BX_API_TOKENS_FILE",
+_PRIVATE = ("BX_METRICS_LISTEN", "BX_RUN_DIR", "BX_NAMESPACE", "BX_API_LISTEN", "BX_API_TOKENS_FILE",
             "BX_API_URL", "BX_API_TOKEN")
 
 
