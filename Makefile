@@ -85,7 +85,11 @@ test:
 	@$(MAKE) --no-print-directory all unit
 	@BX_BIN_DIR=$(abspath $(BIN)) tests/run.sh $(BUILD) $(T)
 
-bench: ; @$(DEPS_OK); $(MAKE) --no-print-directory all && tests/bench/run.sh
+# The baselines still run when a part of bashexec does not build: its rows say n/a.
+bench:
+	@$(DEPS_OK)
+	@$(MAKE) --no-print-directory -k all || echo "bench: some programs did not build: their parts say n/a" >&2
+	@tests/bench/run.sh
 fuzz: ; @echo "fuzz targets: not built yet (see issue 5)"; exit 1
 
 clean:

@@ -14,7 +14,9 @@ This file is both the Celery app and its driver:
 
 Settings come from the environment: BENCH_CELERY_QUEUE (a queue name of
 this run alone), BENCH_AMQP_URL, BENCH_CELERY_REDIS_URL (a Redis database
-of its own; the keys this run made are deleted at the end).
+of its own), BENCH_CELERY_IDS (a file where the driver notes the ids of
+the tasks it submits, so that `cleanup` can delete their results even
+after an interrupted run; they also expire after an hour).
 """
 import json
 import os
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -29,6 +32,7 @@ from kombu import Exchange, Queue
 QUEUE = os.environ.get("BENCH_CELERY_QUEUE", "bench_celery")
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("BENCH_CELERY_REDIS_URL", "redis://127.0.0.1:6379/14")
+IDS_FILE = os.environ.get("BENCH_CELERY_IDS")
 
 app = Celery("celery_bench", broker=AMQP_URL, backend=REDIS_URL)
 app.conf.update(
@@ -59,21 +63,33 @@ def run(cmd):
     }
 
 
-def forget(results):
-    """Deletes the result keys of these tasks from Redis."""
+def delete_results(ids):
     import redis
 
     r = redis.Redis.from_url(REDIS_URL)
-    ids = [res.id for res in results]
     for i in range(0, len(ids), 500):
         r.delete(*["celery-task-meta-" + t for t in ids[i:i + 500]])
     r.close()
 
 
+def new_ids(n):
+    """n task ids, noted in IDS_FILE (for cleanup) before the clock starts."""
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    if IDS_FILE:
+        with open(IDS_FILE, "a") as f:
+            f.write("".join(i + "\n" for i in ids))
+    return ids
+
+
+def forget(results):
+    """Deletes the result keys of these tasks from Redis."""
+    delete_results([res.id for res in results])
+
+
 def wait_ready(timeout_s):
     deadline = time.monotonic() + timeout_s
     while True:
-        res = run.apply_async(("true",))
+        res = run.apply_async(("true",), task_id=new_ids(1)[0])
         try:
             res.get(timeout=max(1.0, deadline - time.monotonic()))
             forget([res])
@@ -87,13 +103,14 @@ def drive(n, nlat, timeout_s):
     wait_ready(60)
     # warm up: the pool's children, the connections and the result
     # subscriptions, so that the first repetition is not the odd one out
-    warm = [run.apply_async(("true",)) for _ in range(min(n, 200))]
+    warm = [run.apply_async(("true",), task_id=i) for i in new_ids(min(n, 200))]
     for res in warm:
         res.get(timeout=timeout_s)
     forget(warm)
     # end to end: submit all, then wait for every result
+    ids = new_ids(n)
     t0 = time.perf_counter()
-    results = [run.apply_async(("true",)) for _ in range(n)]
+    results = [run.apply_async(("true",), task_id=i) for i in ids]
     submitted = time.perf_counter()
     bad = 0
     for res in results:
@@ -104,12 +121,13 @@ def drive(n, nlat, timeout_s):
     forget(results)
     # one at a time: submit, wait for the result, next
     lat = []
-    first = run.apply_async(("true",))
+    ids = new_ids(nlat + 1)
+    first = run.apply_async(("true",), task_id=ids[0])
     first.get(timeout=timeout_s)
     one = [first]
-    for _ in range(nlat):
+    for i in ids[1:]:
         s = time.perf_counter()
-        res = run.apply_async(("true",))
+        res = run.apply_async(("true",), task_id=i)
         res.get(timeout=timeout_s)
         lat.append((time.perf_counter() - s) * 1000.0)
         one.append(res)
@@ -127,6 +145,10 @@ def drive(n, nlat, timeout_s):
 
 
 def cleanup():
+    if IDS_FILE and os.path.exists(IDS_FILE):
+        with open(IDS_FILE) as f:
+            delete_results([line.strip() for line in f if line.strip()])
+        os.unlink(IDS_FILE)
     with app.connection_for_write() as conn:
         ch = conn.default_channel
         try:

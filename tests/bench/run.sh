@@ -15,6 +15,7 @@
 #   8. memory         idle RSS of each process; a worker under endless output
 #
 # Each figure is the median of BENCH_REPS (3) repetitions, with min and max.
+# Every step runs under `timeout --foreground`, so that Ctrl-C reaches it.
 # The table goes to stdout and build/bench/results.txt, the same as JSON to
 # build/bench/results.json. A part that cannot run says "n/a (why)"; the
 # others go on. Everything talks to 127.0.0.1 only, runs in a namespace of
@@ -50,6 +51,7 @@ SCALE_PER_SLOT=40
 
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || bx_die "BENCH_REPS must be a positive number"
 mkdir -p "$OUT"
+rm -f "$OUT"/*.err "$OUT"/*.wrk "$OUT"/*.json "$OUT"/*.txt
 SAMPLES=$OUT/samples.txt NOTES=$OUT/notes.txt META=$OUT/meta.txt
 : >"$SAMPLES"; : >"$NOTES"; : >"$META"
 
@@ -106,6 +108,11 @@ done
 SINK_QUEUE="$NS.jobs.bench_sink"
 RMQ_QUEUE="$NS.rawbench"
 CELERY_QUEUE="$NS.celery"
+CELERY_IDS=$OUT/celery_ids.txt   # the tasks submitted, for cleanup
+rm -f "$CELERY_IDS"
+# a Redis database of its own for Celery's results (deleted by task id at the end)
+read -r _redis_host _redis_port < <(bx_url_hostport "$BX_REDIS_URL" 6379)
+export BENCH_CELERY_REDIS_URL=redis://$_redis_host:$_redis_port/${BENCH_CELERY_REDIS_DB:-14}
 STACK_UP=0
 
 # shellcheck disable=SC2317  # run by the EXIT trap
@@ -123,17 +130,17 @@ cleanup() {
     bx_stop "$RUN" bx-api
     (( ${#bx[@]} )) && bx_stop "$RUN" "${bx[@]}"
     "$PY" "$HERE/amqp_admin.py" "$BX_AMQP_URL" delete "$SINK_QUEUE" "$RMQ_QUEUE" >/dev/null 2>&1 || true
-    BENCH_CELERY_QUEUE=$CELERY_QUEUE BENCH_AMQP_URL=$(celery_amqp_url) \
-        timeout 30 "$PY" "$HERE/celery_bench.py" cleanup >/dev/null 2>&1 || true
+    BENCH_CELERY_QUEUE=$CELERY_QUEUE BENCH_AMQP_URL=$(celery_amqp_url) BENCH_CELERY_IDS=$CELERY_IDS \
+        timeout --foreground 30 "$PY" "$HERE/celery_bench.py" cleanup >/dev/null 2>&1 || true
     # shellcheck disable=SC2016  # expanded by the inner shell
-    BX_ROOT=$BX_ROOT timeout 120 bash -c '. "$1/compose/lib.sh"; bx_purge_namespace "$2" "$3"' _ \
+    timeout --foreground 120 bash -c 'BX_ROOT=$1; . "$1/compose/lib.sh"; bx_purge_namespace "$2" "$3"' _ \
         "$BX_ROOT" "$NS" "$RUN" >/dev/null 2>&1 || say "purging $NS did not finish"
     if (( !OWN_MONGO )) && [[ -x $OUT/mongo_raw ]]; then
-        timeout 30 "$OUT/mongo_raw" dropdb -m "$BX_MONGO_URL" -d "$NS" >/dev/null 2>&1 || true
+        timeout --foreground 30 "$OUT/mongo_raw" dropdb -m "$BX_MONGO_URL" -d "$NS" >/dev/null 2>&1 || true
     fi
     # then the servers this run started (none when they were already up)
     bx_stop_all "$RUN"
-    rm -rf "$RUN/mongo" "$RUN/redis" "$RUN/rabbitmq" "$OUT"/docs.*.jsonl
+    rm -rf "$RUN/mongo" "$RUN/redis" "$RUN/rabbitmq" "$OUT"/docs.*.jsonl "$OUT/marker.jsonl"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -198,7 +205,7 @@ part_spawn() {
         budget_ok spawn || return
         for sh in bash sh; do
             for j in 1 2; do
-                if ! out=$(timeout 120 "$OUT/spawn_ceiling" -s "/bin/$sh" -j "$j" -n "$SPAWN_N" 2>"$OUT/spawn.err"); then
+                if ! out=$(timeout --foreground 120 "$OUT/spawn_ceiling" -s "/bin/$sh" -j "$j" -n "$SPAWN_N" 2>"$OUT/spawn.err"); then
                     na spawn "spawn_ceiling failed: $(why "$OUT/spawn.err")"
                     continue
                 fi
@@ -216,7 +223,7 @@ part_rabbitmq() {
     local r out
     for (( r = 1; r <= REPS; r++ )); do
         budget_ok rabbitmq || return
-        if ! out=$(timeout 180 "$OUT/amqp_raw" -u "$BX_AMQP_URL" -q "$RMQ_QUEUE" -n 3000 -N 20000 \
+        if ! out=$(timeout --foreground 180 "$OUT/amqp_raw" -u "$BX_AMQP_URL" -q "$RMQ_QUEUE" -n 3000 -N 20000 \
                 -w 1000 -p 100 -s 300 2>"$OUT/amqp_raw.err"); then
             na rabbitmq "amqp_raw failed: $(why "$OUT/amqp_raw.err")"
             return
@@ -235,19 +242,15 @@ part_celery() {
         return
     fi
     budget_ok celery || return
-    local redis_host redis_port
-    read -r redis_host redis_port < <(bx_url_hostport "$BX_REDIS_URL" 6379)
-    export BENCH_CELERY_QUEUE=$CELERY_QUEUE BENCH_AMQP_URL
+    export BENCH_CELERY_QUEUE=$CELERY_QUEUE BENCH_AMQP_URL BENCH_CELERY_IDS=$CELERY_IDS
     BENCH_AMQP_URL=$(celery_amqp_url)
-    # a database of its own; the driver deletes the result keys it made
-    export BENCH_CELERY_REDIS_URL=redis://$redis_host:$redis_port/${BENCH_CELERY_REDIS_DB:-14}
     PYTHONPATH=$HERE bx_start "$RUN" celery-worker "$PY" -m celery -A celery_bench worker \
         --pool prefork --concurrency 2 --without-gossip --without-mingle --without-heartbeat \
         --loglevel WARNING
     local r out
     for (( r = 1; r <= REPS; r++ )); do
         budget_ok celery || break
-        if ! out=$(cd "$HERE" && timeout 300 "$PY" celery_bench.py drive -n "$CELERY_N" -l "$LAT_N" 2>"$OUT/celery.err"); then
+        if ! out=$(cd "$HERE" && timeout --foreground 300 "$PY" celery_bench.py drive -n "$CELERY_N" -l "$LAT_N" 2>"$OUT/celery.err"); then
             na celery "the Celery driver failed: $(why "$OUT/celery.err")"
             break
         fi
@@ -256,7 +259,7 @@ part_celery() {
         say "Celery, rep $r: $out"
     done
     bx_stop "$RUN" celery-worker
-    (cd "$HERE" && timeout 30 "$PY" celery_bench.py cleanup) || say "could not delete Celery's queue $CELERY_QUEUE"
+    (cd "$HERE" && timeout --foreground 30 "$PY" celery_bench.py cleanup) || say "could not delete Celery's queue $CELERY_QUEUE"
 }
 
 # ------------------------------------------------------------- the stack
@@ -268,7 +271,7 @@ stack_up() {
     done
     (( SERVICES_OK && MONGO_OK )) || { STACK_WHY="a service is missing"; return 1; }
     say "starting the stack: namespace $NS, API $BX_API_URL, 1 worker x2"
-    if ! BX_WORKERS=1 BX_CONCURRENCY=2 timeout 120 "$BX_ROOT/compose/stack.sh" up \
+    if ! BX_WORKERS=1 BX_CONCURRENCY=2 timeout --foreground 120 "$BX_ROOT/compose/stack.sh" up \
             >"$OUT/stack-up.log" 2>&1; then
         STACK_WHY="compose/stack.sh up failed: $(why "$OUT/stack-up.log" 3)"
         return 1
@@ -305,7 +308,7 @@ part_recorder() {
         tag=${NS}_rec$r
         docs=$OUT/docs.$r.jsonl
         "$OUT/mongo_raw" gen -n "$REC_N" -t "$tag" -o "$docs" >/dev/null || { na mongo_raw "cannot write $docs"; return; }
-        if out=$(timeout 120 "$OUT/mongo_raw" raw -m "$BX_MONGO_URL" -d "$NS" -f "$docs" -b "$MONGO_BATCH" 2>"$OUT/mongo_raw.err"); then
+        if out=$(timeout --foreground 120 "$OUT/mongo_raw" raw -m "$BX_MONGO_URL" -d "$NS" -f "$docs" -b "$MONGO_BATCH" 2>"$OUT/mongo_raw.err"); then
             sample mongo.raw_rate "$(jnum .per_s "$out")"
             say "MongoDB raw insert, rep $r: $out"
         else
@@ -313,13 +316,14 @@ part_recorder() {
         fi
         (( rec_ok )) || continue
         # The waiter looks up the last event's id (cheap) until it is there,
-        # then counts them all.
-        local last
+        # then counts them all once.
+        local first last
+        first=$(head -n 1 "$docs" | jq -r .id)
         last=$(tail -n 1 "$docs" | jq -r .id)
-        timeout 150 "$OUT/mongo_raw" wait -m "$BX_MONGO_URL" -d "$NS" -t "$tag" -i "$last" \
-            -n "$REC_N" -s 120 >"$OUT/rec_wait.json" 2>"$OUT/rec_wait.err" &
+        timeout --foreground 150 "$OUT/mongo_raw" wait -m "$BX_MONGO_URL" -d "$NS" -t "$tag" -i "$last" -F "$first" \
+            -n "$REC_N" -s 120 -S 15 >"$OUT/rec_wait.json" 2>"$OUT/rec_wait.err" &
         local waiter=$!
-        if ! feed=$(timeout 120 "$OUT/amqp_raw" -u "$BX_AMQP_URL" -x "$NS.events" -f "$docs" -w 1000 2>"$OUT/feed.err"); then
+        if ! feed=$(timeout --foreground 120 "$OUT/amqp_raw" -u "$BX_AMQP_URL" -x "$NS.events" -f "$docs" -w 1000 2>"$OUT/feed.err"); then
             na recorder "publishing the events failed: $(why "$OUT/feed.err")"
             kill "$waiter" 2>/dev/null; wait "$waiter" 2>/dev/null
             rec_ok=0
@@ -342,18 +346,29 @@ part_recorder() {
 # ------------------------------------------------------------- 4. end to end
 part_e2e() {
     need_stack e2e || return
-    [[ -x $OUT/mongo_raw ]] || { na e2e "mongo_raw did not build"; return; }
+    [[ -x $OUT/mongo_raw && -x $OUT/amqp_raw ]] || { na e2e "mongo_raw or amqp_raw did not build"; return; }
     local r out t0 run_id done_json end ok
     for (( r = 1; r <= REPS; r++ )); do
         budget_ok e2e || return
         t0=$(now_ms)
-        if ! out=$(timeout 200 "$BIN/bx" load -n "$E2E_N" -c 32 --wait --wait-timeout 150 --json true 2>"$OUT/e2e.err"); then
+        if ! out=$(timeout --foreground 130 "$BIN/bx" load -n "$E2E_N" -c 32 --wait --wait-timeout 100 --json true 2>"$OUT/e2e.err"); then
             na e2e "bx load failed: $(why "$OUT/e2e.err")"
             return
         fi
         run_id=$(jq -r '.run_id // empty' <<<"$out")
-        if ! done_json=$(timeout 90 "$OUT/mongo_raw" wait -m "$BX_MONGO_URL" -d "$NS" -k bx_load \
-                -t "$run_id" -n "$E2E_N" -s 60 2>"$OUT/e2e_wait.err"); then
+        # Every job is terminal; when are they all in MongoDB? Counting them
+        # there is slow and would slow the recorder down, so a marker event
+        # goes after them through the same queue, and the cheap lookup of its
+        # id says when the recorder got that far; a count then confirms.
+        if ! "$OUT/mongo_raw" gen -n 1 -t "${NS}_marker$r" -o "$OUT/marker.jsonl" >/dev/null ||
+            ! timeout --foreground 30 "$OUT/amqp_raw" -u "$BX_AMQP_URL" -x "$NS.events" -f "$OUT/marker.jsonl" -w 1 \
+                >/dev/null 2>"$OUT/e2e_wait.err"; then
+            na e2e "cannot publish the marker event: $(why "$OUT/e2e_wait.err")"
+            return
+        fi
+        if ! done_json=$(timeout --foreground 90 "$OUT/mongo_raw" wait -m "$BX_MONGO_URL" -d "$NS" -k bx_load \
+                -t "$run_id" -n "$E2E_N" -i "$(jq -r .id "$OUT/marker.jsonl")" -s 60 -S 15 \
+                2>"$OUT/e2e_wait.err"); then
             na e2e "not every job was recorded in MongoDB: $(why "$OUT/e2e_wait.err")"
             return
         fi
@@ -372,30 +387,48 @@ part_e2e() {
 part_latency() {
     need_stack latency || return
     [[ -x $OUT/latency ]] || { na latency "latency did not build (libcurl, jansson)"; return; }
-    local r out
+    # The figure polls GET /v1/jobs/{id} every 200 us: it depends on nothing
+    # but the pipeline. Following the job over SSE is what a client would
+    # do, and is shown beside it, on fewer jobs.
+    local r out sse_ok=1
     for (( r = 1; r <= REPS; r++ )); do
         budget_ok latency || return
-        if ! out=$(timeout 120 "$OUT/latency" -u "$BX_API_URL" -T "$RUN/api-token" -n "$LAT_N" -w 10 2>"$OUT/latency.err"); then
+        if ! out=$(timeout --foreground 120 "$OUT/latency" -u "$BX_API_URL" -T "$RUN/api-token" -m poll -n "$LAT_N" -w 10 2>"$OUT/latency.err"); then
             na latency "the latency client failed: $(why "$OUT/latency.err")"
             return
         fi
         sample bx.p50_ms "$(jnum .p50_ms "$out")"
+        [[ -n $(jnum .server_p50_ms "$out") ]] && sample bx.server_p50_ms "$(jnum .server_p50_ms "$out")"
         say "one at a time, rep $r: $out"
+        (( sse_ok )) || continue
+        if out=$(timeout --foreground 60 "$OUT/latency" -u "$BX_API_URL" -T "$RUN/api-token" -m sse -n 50 -w 3 2>"$OUT/latency_sse.err"); then
+            sample bx.sse_p50_ms "$(jnum .p50_ms "$out")"
+            say "one at a time over SSE, rep $r: $out"
+        else
+            na sse "following a job over SSE failed: $(why "$OUT/latency_sse.err")"
+            sse_ok=0
+        fi
     done
 }
 
 # ------------------------------------------------------------- 5. API under wrk
 wrk_rate() {   # wrk_rate NAME SCRIPT URL: prints requests/s, or fails with the reason in OUT/NAME.wrk
     local name=$1 script=$2 url=$3 log=$OUT/$1.wrk
-    BENCH_TOKEN=$(cat "$RUN/api-token") timeout $(( WRK_S + 30 )) \
+    BENCH_TOKEN=$(cat "$RUN/api-token") timeout --foreground $(( WRK_S + 30 )) \
         wrk -t 2 -c 64 -d "${WRK_S}s" --timeout 5s -s "$script" "$url" >"$log" 2>&1 || return 1
-    local total bad rate
+    local total bad errs rate
     total=$(awk '/requests in/ { print $1 }' "$log")
     bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$log")
+    # "Socket errors: connect 0, read 0, write 0, timeout --foreground 12"
+    errs=$(awk -F'[ ,]+' '/Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i; print n }' "$log")
     rate=$(awk '/^Requests\/sec:/ { print $2 }' "$log")
     [[ -n $rate && -n $total ]] || return 1
     if (( ${bad:-0} * 100 > total )); then
         echo "${bad} of ${total} answers were not 2xx" >>"$log"
+        return 1
+    fi
+    if (( ${errs:-0} * 100 > total )); then
+        echo "${errs} socket errors or timeouts in ${total} requests" >>"$log"
         return 1
     fi
     echo "$rate"
@@ -403,11 +436,7 @@ wrk_rate() {   # wrk_rate NAME SCRIPT URL: prints requests/s, or fails with the 
 part_api() {
     need_stack api || return
     command -v wrk >/dev/null || { na api "wrk is not installed (apt-get install wrk)"; return; }
-    local id r rate
-    if ! "$PY" "$HERE/amqp_admin.py" "$BX_AMQP_URL" sink "$NS" bench_sink >/dev/null 2>"$OUT/sink.err"; then
-        na api "cannot declare $SINK_QUEUE: $(why "$OUT/sink.err")"
-        return
-    fi
+    local id r rate depth
     if ! id=$(submit_job '{"command":"true"}' 2>"$OUT/api.err"); then
         na api "cannot submit a job: $(why "$OUT/api.err")"
         return
@@ -416,6 +445,11 @@ part_api() {
         budget_ok api || break
         if rate=$(wrk_rate post "$HERE/wrk_post.lua" "$BX_API_URL/v1/jobs"); then
             sample api.post_rate "$rate"
+            # the API declares the queue of a job; every 202 must be a message in it
+            depth=$("$PY" "$HERE/amqp_admin.py" "$BX_AMQP_URL" depth "$SINK_QUEUE" 2>/dev/null)
+            meta "api_post_rep$r" "$(awk '/requests in/ { print $1 }' "$OUT/post.wrk") requests, $SINK_QUEUE holds ${depth:-?}"
+            # emptied, not deleted: the API declared it once and publishes on
+            "$PY" "$HERE/amqp_admin.py" "$BX_AMQP_URL" purge "$SINK_QUEUE" >/dev/null 2>&1
         else
             na api "wrk POST: $(why "$OUT/post.wrk" 1)"
         fi
@@ -444,22 +478,35 @@ part_memory() {
         done
         sleep 0.5
     done
-    # A worker under a command that prints without end: its RSS from 1 s into
-    # the job until the job's own timeout ends it must stay flat.
-    local wpid id t start_kb max_kb state
+    # A worker under a command that prints without end (`yes`, ended by the
+    # job's own 4 s timeout): its RSS from 1 s into the job (the output
+    # buffers are full by then) until 3.5 s must stay flat. The peak while
+    # the result is built and the RSS after are kept in the meta data.
+    local wpid id t0 start_kb max_kb peak_kb kb state
     wpid=$(pidof_bx bx-worker-1) || { na memory "bx-worker-1 is not running"; return; }
     for (( r = 1; r <= REPS; r++ )); do
         budget_ok memory || return
         meta "mem_worker_idle_kb_rep$r" "$(rss_kb "$wpid")"
+        t0=$(now_ms)
         if ! id=$(submit_job '{"command":"yes","timeout_s":4}' 2>"$OUT/mem.err"); then
             na memory "cannot submit the job: $(why "$OUT/mem.err")"
             return
         fi
         sleep 1
         start_kb=$(rss_kb "$wpid"); max_kb=$start_kb
-        for (( t = 0; t < 40; t++ )); do
+        while (( $(now_ms) - t0 < 3500 )); do
             kb=$(rss_kb "$wpid")
             (( kb > max_kb )) && max_kb=$kb
+            sleep 0.1
+        done
+        if [[ $(job_state "$id") != running ]]; then
+            na memory "the yes job was not running 3.5 s after it was submitted"
+            return
+        fi
+        peak_kb=$max_kb
+        for (( t = 0; t < 100; t++ )); do
+            kb=$(rss_kb "$wpid")
+            (( kb > peak_kb )) && peak_kb=$kb
             state=$(job_state "$id")
             [[ -n $state && $state != queued && $state != running ]] && break
             sleep 0.1
@@ -468,8 +515,8 @@ part_memory() {
         sample mem.yes_start "$(awk -v k="$start_kb" 'BEGIN { printf "%.2f", k / 1024 }')"
         sample mem.yes_growth "$(awk -v a="$start_kb" -v b="$max_kb" 'BEGIN { printf "%.3f", (b - a) / 1024 }')"
         sleep 0.5
-        meta "mem_worker_after_kb_rep$r" "$(rss_kb "$wpid")"
-        say "memory, rep $r: worker RSS ${start_kb} kB at 1 s, max ${max_kb} kB; the job ended $state"
+        meta "mem_worker_yes_rep$r" "RSS kB: ${start_kb} at 1 s, ${max_kb} max until 3.5 s, ${peak_kb} peak until the end ($state), $(rss_kb "$wpid") after"
+        say "memory, rep $r: worker RSS ${start_kb} kB at 1 s, max ${max_kb} kB until 3.5 s, peak ${peak_kb} kB; the job ended $state"
     done
 }
 
@@ -485,10 +532,13 @@ part_scale() {
             BX_CONCURRENCY=$SCALE_CONC BX_WORKER_ID=$(uname -n)-s$w-$i \
                 bx_start "$RUN" "bx-worker-$i" "$BIN/bx-worker"
         done
-        sleep 1.5   # connected and consuming
+        # connected and consuming; the first jobs of a fresh worker are not measured
+        sleep 1
+        timeout --foreground 60 "$BIN/bx" load -n $(( 2 * SCALE_CONC * w )) -c 32 --wait --wait-timeout 30 true \
+            >/dev/null 2>&1 || say "scale: the warm-up load failed"
         n=$(( SCALE_PER_SLOT * SCALE_CONC * w ))
         for (( r = 1; r <= REPS; r++ )); do
-            if ! out=$(timeout 120 "$BIN/bx" load -n "$n" -c 32 --wait --wait-timeout 90 --json 'sleep 0.1' 2>"$OUT/scale.err"); then
+            if ! out=$(timeout --foreground 120 "$BIN/bx" load -n "$n" -c 32 --wait --wait-timeout 90 --json 'sleep 0.1' 2>"$OUT/scale.err"); then
                 na scale "bx load failed with $w worker(s): $(why "$OUT/scale.err")"
                 break
             fi
@@ -512,7 +562,8 @@ part_spawn
 stack_up || say "the stack is not up: $STACK_WHY"
 if (( STACK_UP )); then
     for n in bx-api bx-recorder bx-worker-1; do
-        pid=$(pidof_bx "$n") && meta "rss_kb_fresh_$n" "$(rss_kb "$pid")"
+        pid=$(pidof_bx "$n") &&
+            sample "mem.fresh.${n%-1}" "$(awk -v k="$(rss_kb "$pid")" 'BEGIN { printf "%.2f", k / 1024 }')"
     done
 fi
 part_e2e
