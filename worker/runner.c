@@ -820,35 +820,64 @@ static void runner_on_deliver(void *ud, delivery *d)
     start(r, d);
 }
 
-/* A job held here while every slot was busy may no longer be the one
- * RabbitMQ would pick: higher-priority jobs may have come since. One held
- * longer than HOLD_MAX_MS goes back (requeued at the head of its priority)
- * so that the queue chooses again. Short jobs never wait that long, so
- * their throughput keeps the prefetch; priorities are exact up to it. */
+/* The held delivery to run next: the highest priority, the oldest among
+ * equals. Unlinked from the list; NULL when none. */
+static deferred *take_best_ready(runner *r)
+{
+    deferred **best = NULL;
+    for (deferred **pp = &r->ready; *pp; pp = &(*pp)->next)
+        if (!best || (*pp)->d->priority > (*best)->d->priority)
+            best = pp;
+    if (!best)
+        return NULL;
+    deferred *x = *best;
+    *best = x->next;
+    r->ready_tail = &r->ready;
+    while (*r->ready_tail)
+        r->ready_tail = &(*r->ready_tail)->next;
+    return x;
+}
+
+/* A job held here longer than HOLD_MAX_MS may no longer be the one the
+ * queue would pick: higher-priority jobs may have come in since. It goes
+ * back (requeued in its priority's place) so that the queue chooses
+ * again. Short jobs never wait that long, so they keep the prefetch's
+ * throughput; priorities are exact among what is held here, and up to
+ * HOLD_MAX_MS against what is still in the queue. */
 static void requeue_stale_ready(runner *r)
 {
     int64_t now = clock_mono_ms();
-    if (!r->ready || r->ready->d->priority >= 9 || now - r->ready->d->at_mono < HOLD_MAX_MS)
-        return;
-    drop_ready(r, 1);
+    for (deferred **pp = &r->ready; *pp;) {
+        deferred *x = *pp;
+        if (x->d->priority < 9 && now - x->d->at_mono >= HOLD_MAX_MS) {
+            *pp = x->next;
+            consumer_reject(r->c, x->d->tag, x->d->epoch, 1);
+            delivery_free(x->d);
+            free(x);
+        } else {
+            pp = &x->next;
+        }
+    }
+    r->ready_tail = &r->ready;
+    while (*r->ready_tail)
+        r->ready_tail = &(*r->ready_tail)->next;
 }
 
 static void start_ready(runner *r)
 {
-    if (r->nrunning < r->cfg->concurrency)
-        requeue_stale_ready(r);
+    int started = 0;
     while (r->ready && r->nrunning < r->cfg->concurrency && !r->draining) {
-        deferred *x = r->ready;
-        r->ready = x->next;
-        if (!r->ready)
-            r->ready_tail = &r->ready;
+        deferred *x = take_best_ready(r);
         delivery *d = x->d;
         free(x);
+        started = 1;
         if (d->epoch == consumer_epoch(r->c) && consumer_connected(r->c))
             start(r, d);
         else
             delivery_free(d);
     }
+    if (started)
+        requeue_stale_ready(r);
 }
 
 static void drop_ready(runner *r, int reject)
