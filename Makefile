@@ -29,7 +29,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 PROGS := $(BIN)/bx-api $(BIN)/bx-worker $(BIN)/bx-recorder $(BIN)/bx
 
-.PHONY: all deps run up down test unit e2e bench fuzz clean help
+.PHONY: all deps run up down test unit e2e bench fuzz chaos clean help
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -90,12 +90,21 @@ bench:
 	@$(DEPS_OK)
 	@$(MAKE) --no-print-directory -k all || echo "bench: some programs did not build: their parts say n/a" >&2
 	@tests/bench/run.sh
-fuzz: ; @echo "fuzz targets: not built yet (see issue 5)"; exit 1
+# FUZZ_SECONDS per target (default 60); crashes are kept as regression inputs.
+fuzz: ; @$(DEPS_OK); tests/fuzz/run.sh
+
+# The fault suite: N jobs (CHAOS_N, default 5000) through worker kills, a
+# RabbitMQ restart, a Redis pause and a MongoDB outage; nothing may be lost.
+CHAOS_N ?= 5000
+chaos:
+	@$(DEPS_OK)
+	@$(MAKE) --no-print-directory all
+	@/usr/bin/python3 tests/chaos/chaos.py --jobs $(CHAOS_N)
 
 clean:
 	rm -rf build bin
 
 help:
-	@echo "make [all|deps|run|up|down|test|bench|clean]  (SAN=1 for sanitizers)"
+	@echo "make [all|deps|run|up|down|test|bench|fuzz|chaos|clean]  (SAN=1 for sanitizers, T=name to filter tests)"
 
 -include $(shell find build -name '*.d' 2>/dev/null)
