@@ -91,7 +91,7 @@ bench:
 	@$(MAKE) --no-print-directory -k all || echo "bench: some programs did not build: their parts say n/a" >&2
 	@tests/bench/run.sh
 # FUZZ_SECONDS per target (default 60); crashes are kept as regression inputs.
-fuzz: ; @$(DEPS_OK); tests/fuzz/run.sh
+fuzz: ; @$(DEPS_OK); tests/fuzz/run.sh $(T)
 
 # The fault suite: N jobs (CHAOS_N, default 5000) through worker kills, a
 # RabbitMQ restart, a Redis pause and a MongoDB outage; nothing may be lost.

@@ -83,7 +83,8 @@ int histq_time(const char *s, int64_t *ms)
     if (t == (time_t)-1)
         return -1;
     *ms = ((int64_t)t - (int64_t)off_min * 60) * 1000 + frac_ms;
-    return *ms < 0 ? -1 : 0;
+    /* RFC 3339 has four-digit years: later times cannot be written back */
+    return *ms < 0 || *ms > 253402300799999LL ? -1 : 0;
 }
 
 static int bad(char *err, size_t errlen, const char *name, const char *why)

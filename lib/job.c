@@ -45,6 +45,28 @@ static const field fields[] = {
     {"attempts", F_INTLIST, 1, 0, 0}, /* earlier attempts' outcomes: checked loosely below */
 };
 
+/* 1 when any string inside v holds a NUL byte. */
+static int has_nul(json_t *v)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+    if (json_is_string(v))
+        return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, x) {
+            if (has_nul(x))
+                return 1;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) {
+            if (has_nul(x))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static int bad(char *err, size_t errlen, const char *fmt, const char *name)
 {
     snprintf(err, errlen, fmt, name);
@@ -146,7 +168,7 @@ static int check_field(const field *f, json_t *v, char *err, size_t errlen)
         if (!json_is_array(v))
             return bad(err, errlen, "field '%s' must be an array", f->name);
         if (!strcmp(f->name, "attempts"))
-            return 0;
+            return has_nul(v) ? bad(err, errlen, "field '%s' must not contain NUL", f->name) : 0;
         size_t i;
         json_t *x;
         json_array_foreach(v, i, x) {

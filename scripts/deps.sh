@@ -17,7 +17,7 @@ FERRET_STAMP=$DEPS/bin/ferretdb.stamp
 PACKAGES=(
     build-essential pkg-config
     librabbitmq-dev libhiredis-dev libjansson-dev libmongoc-dev
-    libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev
+    libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev libclang-rt-14-dev
     rabbitmq-server redis-server
     curl jq python3 python3-celery python3-redis python3-pymongo valgrind clang rsyslog docker-compose wrk chromium nodejs prometheus
 )
