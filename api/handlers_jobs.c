@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "clock.h"
 #include "event.h"
@@ -193,8 +194,23 @@ void handle_submit(http_req *req)
         return;
     }
     const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
-    if (tp && traceparent_ok(tp))
+    if (tp && traceparent_ok(tp)) {
         json_object_set_new(job.doc, "traceparent", json_string(tp));
+    } else {
+        /* a trace starts here: W3C version 00, random trace and span ids */
+        unsigned char b[24];
+        char gen[64];
+        if (getrandom(b, sizeof b, 0) == (ssize_t)sizeof b) {
+            int o = snprintf(gen, sizeof gen, "00-");
+            for (int i = 0; i < 16; i++)
+                o += snprintf(gen + o, sizeof gen - (size_t)o, "%02x", b[i]);
+            o += snprintf(gen + o, sizeof gen - (size_t)o, "-");
+            for (int i = 16; i < 24; i++)
+                o += snprintf(gen + o, sizeof gen - (size_t)o, "%02x", b[i]);
+            snprintf(gen + o, sizeof gen - (size_t)o, "-01");
+            json_object_set_new(job.doc, "traceparent", json_string(gen));
+        }
+    }
     id_new(req->job_id);
     int64_t now = clock_wall_ms();
     job_assign(&job, req->job_id, now, req->request_id);

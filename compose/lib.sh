@@ -45,9 +45,13 @@ bx_answers() {
 # A port that nothing answers on now. Random rather than bind-to-0 so that no
 # extra tool is needed; the window until the server binds it is accepted.
 bx_free_port() {
-    local p
+    # Below the kernel's ephemeral range: a port there can be taken at any
+    # moment by the local end of an outgoing connection, which no probe sees.
+    local p lo
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    (( lo > 11000 )) || lo=32768
     for _ in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        p=$(( 10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000) ))
         bx_answers 127.0.0.1 "$p" || { echo "$p"; return 0; }
     done
     bx_die "no free TCP port found"

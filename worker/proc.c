@@ -1758,6 +1758,14 @@ void proc_free(proc *p)
         return;
     if (p->state != ST_DONE)
         finish_sync(p);
+    int leftovers = p->leftovers;
     registry_del(p);
     proc_destroy(p);
+    /* An empty cgroup says the tree is dead, not that its members
+     * reparented to us are reaped yet: a killed leftover turns zombie a
+     * moment after it leaves the cgroup. */
+    for (int i = 0; leftovers && i < 5; i++) {
+        usleep(1000); /* only when the job left processes behind */
+        proc_global_reap();
+    }
 }

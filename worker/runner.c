@@ -87,6 +87,8 @@ typedef struct outmsg {
     int attempt;
     int redis_pending;
     char *status_doc;      /* what Redis gets, when it is not the body (retries) */
+    char *delay_queue;     /* retries: the job's queue; its delay queue (rkey) is */
+    long delay_ms;         /* declared just before publishing */
     size_t status_len;
     struct outmsg *next;   /* in the unsent list */
 } outmsg;
@@ -144,6 +146,7 @@ static void outmsg_free(outmsg *o)
     free(o->state);
     free(o->lock);
     free(o->status_doc);
+    free(o->delay_queue);
     free(o);
 }
 
@@ -182,6 +185,16 @@ static void outmsg_try(runner *r, outmsg *o)
     if (!consumer_connected(r->c)) {
         outmsg_park(r, o);
         return;
+    }
+    if (o->delay_queue) {
+        char jobs_ex[NAME_MAX_LEN];
+        name_jobs_exchange(jobs_ex, sizeof jobs_ex, r->cfg->ns);
+        if (consumer_declare_delay_queue(r->c, o->rkey, jobs_ex, o->delay_queue, o->delay_ms, err,
+                                         sizeof err)) {
+            LOGE("event=retry_declare_failed queue=%s error=%s", o->rkey, log_q(err));
+            outmsg_park(r, o);
+            return;
+        }
     }
     amqpc_msg m = {o->body, o->len, o->priority, o->d ? o->d->request_id : NULL,
                    o->d ? o->d->traceparent : NULL, o->reason, o->expiration};
@@ -345,6 +358,8 @@ static int should_retry(const bx_job *j, const char *state, int exit_code)
  * no worker slot; RabbitMQ holds it. */
 static int retry_queue(runner *r, const char *queue, long delay_ms, char *name, size_t n,
                        char *err, size_t errlen);
+static int retry_queue_name(runner *r, const char *queue, long delay_ms, char *name, size_t n,
+                            char *err, size_t errlen);
 
 static void slot_finish(slot *s)
 {
@@ -405,7 +420,7 @@ static void slot_finish(slot *s)
         json_object_del(ev, "attempts");
         json_array_append(attempts, ev);
         job_set_attempt(j, j->attempt + 1);
-        if (retry_queue(r, j->queue, delay, q, sizeof q, err, sizeof err) == 0) {
+        if (retry_queue_name(r, j->queue, delay, q, sizeof q, err, sizeof err) == 0) {
             size_t len;
             char *body = job_encode(j, &len);
             json_t *queued = event_new(j, ST_QUEUED);
@@ -428,6 +443,9 @@ static void slot_finish(slot *s)
                 if (ttl)
                     snprintf(ttl, 24, "%ld", delay);
                 o->expiration = ttl;
+                /* declared when published: RabbitMQ may be away right now */
+                o->delay_queue = strdup(j->queue);
+                o->delay_ms = delay;
                 LOGI("event=job_retried id=%s attempt=%d delay_ms=%ld", j->id, j->attempt, delay);
                 metric_inc(r->m.retries, j->queue, NULL);
             } else {
@@ -571,16 +589,47 @@ static slot *slot_find(runner *r, const char *id)
 static void republish_final(runner *r, delivery *d, const bx_job *j)
 {
     char err[512], ex[NAME_MAX_LEN];
-    char *doc = status_get(r->redis, r->cfg->ns, j->id, NULL, NULL, err, sizeof err);
+    char *state = NULL;
+    int attempt = 0;
+    char *doc = status_get(r->redis, r->cfg->ns, j->id, &state, &attempt, err, sizeof err);
     if (!doc) {
+        free(state);
         consumer_ack(r->c, d);
         delivery_free(d);
         return;
     }
-    name_events_exchange(ex, sizeof ex, r->cfg->ns);
-    outmsg *o = outmsg_new(d, ex, "", doc, strlen(doc));
-    if (!o) {
+    outmsg *o;
+    if (!state_is_terminal(state)) {
+        /* A newer attempt is queued or running: this copy is an old one.
+         * Its successor's message may have been lost with a worker that
+         * died before RabbitMQ confirmed it, so send the job again at the
+         * stored attempt; a second copy is harmless (lease, fencing). */
+        bx_job next;
+        size_t len = 0;
+        char *body = NULL;
+        if (job_from_message(&next, d->body, d->len, err, sizeof err) == 0) {
+            job_set_attempt(&next, attempt);
+            body = job_encode(&next, &len);
+            job_release(&next);
+        }
         free(doc);
+        name_jobs_exchange(ex, sizeof ex, r->cfg->ns);
+        o = body ? outmsg_new(d, ex, j->queue, body, len) : NULL;
+        if (o)
+            o->priority = j->priority;
+        else
+            free(body);
+        LOGI("event=job_superseded id=%s attempt=%d stored_attempt=%d stored_state=%s", j->id,
+             j->attempt, attempt, state ? state : "-");
+        free(state);
+    } else {
+        free(state);
+        name_events_exchange(ex, sizeof ex, r->cfg->ns);
+        o = outmsg_new(d, ex, "", doc, strlen(doc));
+        if (!o)
+            free(doc);
+    }
+    if (!o) {
         consumer_reject(r->c, d->tag, d->epoch, 1);
         delivery_free(d);
         return;
@@ -779,8 +828,9 @@ static void start(runner *r, delivery *d)
     s->next = r->slots;
     r->slots = s;
     r->nrunning++;
-    LOGI("event=job_started id=%s attempt=%d queue=%s request_id=%s", j->id, j->attempt, j->queue,
-         j->request_id ? j->request_id : "-");
+    LOGI("event=job_started id=%s attempt=%d queue=%s request_id=%s traceparent=%s", j->id,
+         j->attempt, j->queue, j->request_id ? j->request_id : "-",
+         j->traceparent ? j->traceparent : "-");
     metric_inc(r->m.started, j->queue, NULL);
     /* first attempts only: a retry's wait is mostly its chosen backoff */
     if (j->attempt == 1 && j->submitted_ms > 0)
@@ -894,6 +944,16 @@ static void drop_ready(runner *r, int reject)
 }
 
 /* ---------- retry queues ---------- */
+
+static int retry_queue_name(runner *r, const char *queue, long delay_ms, char *name, size_t n,
+                            char *err, size_t errlen)
+{
+    if (snprintf(name, n, "%s.retry.%.64s.%ld", r->cfg->ns, queue, delay_ms) >= (int)n) {
+        snprintf(err, errlen, "retry queue name too long");
+        return -1;
+    }
+    return 0;
+}
 
 static int retry_queue(runner *r, const char *queue, long delay_ms, char *name, size_t n,
                        char *err, size_t errlen)
