@@ -99,7 +99,7 @@ CHAOS_N ?= 5000
 chaos:
 	@$(DEPS_OK)
 	@$(MAKE) --no-print-directory all
-	@/usr/bin/python3 tests/chaos/chaos.py --jobs $(CHAOS_N)
+	@BX_BIN_DIR=$(abspath $(BIN)) /usr/bin/python3 tests/chaos/chaos.py --jobs $(CHAOS_N) $(CHAOS_ARGS)
 
 clean:
 	rm -rf build bin

@@ -5,49 +5,65 @@ Starts a private stack (compose/stack.sh) in a namespace of its own, with
 its OWN RabbitMQ, Redis and FerretDB on free ports under a temp dir, and
 2+ workers. Submits N jobs of mixed length from a few client threads,
 paced over a submission window, counting every 202 and every 503 (a 503'd
-job is never sent again as the same job). While they run it injects
-faults, spread over the window:
+job is never sent again as the same job). The jobs: `true`, `echo x`,
+`sleep 0.0X`, a few `sleep 0.3` and `sleep 1`, some sharing a lock, some
+that fail their first attempt and succeed on the retry, some that time
+out. While they run it injects faults, spread over the window:
 
-  kill      SIGKILL a worker (preferably one running jobs), then start a
-            replacement bx-worker with the stack's environment
-  rabbitmq  restart the private RabbitMQ node (orderly stop, start again
-            on the same data)
-  redis     SIGSTOP the private Redis for --redis-pause-s, then SIGCONT
-  mongo     stop the private FerretDB for --mongo-down-s, then start it
+  kill           SIGKILL a worker (one running a job, if any within 3 s),
+                 then start a replacement bx-worker with the stack's env
+  rabbitmq       restart the private RabbitMQ node (orderly stop, start on
+                 the same data), while a retry's first attempt runs
+  redis          SIGSTOP the private Redis for --redis-pause-s (8: longer
+                 than our clients' 5 s command timeout), then SIGCONT
+  mongo          stop the private FerretDB for --mongo-down-s, then start it
+and, on request (--faults): rabbitmq-kill (SIGKILL the node, start it
+again), redis-restart (orderly), recorder-kill (SIGKILL, start again), and
+stall (SIGSTOP a busy worker for --stall-s, beyond its lease, then SIGCONT).
 
 Then it waits (bounded) and checks, for every job answered 202:
 
-  stuck       its status hash "<ns>:job:<id>" in Redis is not terminal
-  lost        no record in MongoDB (db = namespace, collection jobs, _id = id)
-  duplicated  more than one record for it in MongoDB
-  mismatched  the record's state (or attempt) differs from Redis's
-  ghost       reported succeeded although its command never started
-  ran_twice   its command started more than once, and an earlier start was
-              not on a worker this suite SIGKILLed (a rerun after a kill is
-              at-least-once delivery doing its job; any other is not)
-  crashed     a bx process this suite did not kill exited
+  stuck        its status hash "<ns>:job:<id>" in Redis is not terminal
+  lost         no record in MongoDB (db = namespace, collection jobs, _id = id)
+  duplicated   more than one record for it in MongoDB
+  mismatched   the record's state or attempt differs from Redis's
+  ghost        reported succeeded although its command never started
+  ran_twice    an attempt of its command started more than once, and an
+               earlier start was not on a worker this suite SIGKILLed (a
+               rerun after a kill is at-least-once delivery doing its job)
+  wrong_state  its terminal state and attempt are not what its command
+               implies (succeeded/1, the retry kind succeeded/2, the
+               timeout kind timed_out/1)
+  crashed      a bx process this suite did not kill exited
 
 Each command first appends "<seq> <worker pid> <attempt>" to a marker file
-(bash -c's parent is the worker), which is how starts are counted and
-attributed. Informational counts: reran (reruns explained by a kill),
-ran_after_503 (a 503'd job that ran anyway: the confirm was lost, not the
-message, which the contract allows), unknown (no HTTP answer: outcome
-unknown), dead_letters, and the terminal states.
+(bash -c's parent is the worker): that is how starts are counted and
+attributed. A queue of ours bound to "<ns>.events" keeps a copy of every
+result event. Informational counts: reran (reruns explained by a kill),
+ran_after_503 (a 503'd job that ran anyway: its confirm was lost, not the
+message, which the contract allows), orphaned (non-terminal statuses left
+in Redis by jobs that were not accepted; fatal with --strict), unknown (no
+HTTP answer: outcome unknown), other (answers neither 202 nor 503),
+dead_letters, events and nonterminal_events (result events whose state is
+not terminal), and the terminal states.
 
 Prints progress on stderr and exactly one line on stdout:
 
   accepted=N rejected_503=N lost=0 duplicated=0 stuck=0 mismatched=0 ...
 
 and exits 1 when any of stuck, lost, duplicated, mismatched, ghost,
-ran_twice or crashed is non-zero, or the API never accepted again after the
-faults; 2 when the stack could not be set up. Bounded in time (--budget-s),
-talks to 127.0.0.1 only, and stops and deletes everything it started, also
-on SIGINT/SIGTERM.
+ran_twice, wrong_state or crashed is non-zero, a fault could not be
+injected, or the API never accepted a job again after the last fault; 2
+when the stack could not be set up; 130 when interrupted. Bounded in time
+(--budget-s), talks to 127.0.0.1 only, and stops and deletes everything it
+started, also on SIGINT/SIGTERM (and, through a watchdog process, when it
+is SIGKILLed).
 
-  /usr/bin/python3 tests/chaos/chaos.py [--jobs 5000] [--short] [...]
+  /usr/bin/python3 tests/chaos/chaos.py [--jobs 5000] [--short] [--seed S] [...]
 
-Needs bin/* (make all), the FerretDB of make deps, rabbitmq-server,
-redis-server, and Debian's python3-redis, python3-pymongo, python3-amqp.
+Needs bin/* (make all; BX_BIN_DIR for another build), the FerretDB of
+make deps, rabbitmq-server, redis-server, and Debian's python3-redis,
+python3-pymongo and python3-amqp.
 """
 
 import argparse
@@ -382,6 +398,8 @@ class Stack:
         """Waits (at most timeout_s) until some worker runs a command that
         contains text; True when one does. An outage then catches a job
         in the middle, as it would at scale."""
+        if text == RETRY_MARK and self.args.kinds and "retry" not in self.args.kinds:
+            return False
         until = time.monotonic() + timeout_s
         while time.monotonic() < until:
             for pid in self.workers().values():
@@ -502,13 +520,15 @@ KINDS = [
 ]
 
 
-def make_jobs(n, marks, run_id, rnd):
-    """[(job, (expected state, expected attempt))] in submission order."""
-    total = sum(k[0] for k in KINDS)
+def make_jobs(n, marks, run_id, rnd, kinds=None):
+    """[(job, (expected state, expected attempt))] in submission order;
+    kinds: the names of KINDS to use (all when empty)."""
+    use = [k for k in KINDS if not kinds or k[1] in kinds]
+    total = sum(k[0] for k in use)
     jobs = []
     for seq in range(n):
         x = rnd.uniform(0, total)
-        for w, name, body, extra, expect in KINDS:
+        for w, name, body, extra, expect in use:
             x -= w
             if x <= 0:
                 break
@@ -634,9 +654,9 @@ FAULTS = {
 
 
 class Faults(threading.Thread):
-    def __init__(self, stack, plan, window_s, start, rds):
+    def __init__(self, stack, plan, window_s, start):
         super().__init__(daemon=True)
-        self.stack, self.plan, self.window, self.start_t, self.rds = stack, plan, window_s, start, rds
+        self.stack, self.plan, self.window, self.start_t = stack, plan, window_s, start
         self.stop = threading.Event()
         self.done = []      # (t0, t1, fault, description)
         self.error = None
@@ -842,6 +862,9 @@ def parse(argv):
     p.add_argument("--lease-ms", type=int, default=0, help="BX_LEASE_MS (0: the default)")
     p.add_argument("--faults", default="",
                    help="comma-separated plan, e.g. kill,rabbitmq,redis,mongo (default: by mode)")
+    p.add_argument("--kinds", default="",
+                   help="comma-separated kinds of job to submit (default all: %s)"
+                   % ",".join(k[1] for k in KINDS))
     p.add_argument("--redis-pause-s", type=float, default=8,
                    help="longer than the 5 s command timeout of our Redis clients")
     p.add_argument("--mongo-down-s", type=float, default=10)
@@ -863,6 +886,10 @@ def parse(argv):
     a.window_s = a.window_s if a.window_s is not None else (70 if a.short else 240)
     a.settle_s = a.settle_s if a.settle_s is not None else (60 if a.short else 240)
     a.budget_s = a.budget_s if a.budget_s is not None else (160 if a.short else 840)
+    a.kinds = [k for k in a.kinds.split(",") if k]
+    unknown = set(a.kinds) - {k[1] for k in KINDS}
+    if unknown:
+        p.error("unknown kinds: %s" % ", ".join(sorted(unknown)))
     if a.workers < 2:
         p.error("--workers must be at least 2")
     if a.jobs < 1:
@@ -904,12 +931,12 @@ def main(argv=None):
                                     connectTimeoutMS=5000, socketTimeoutMS=30000)
         coll = mongo[stack.ns]["jobs"]
         run_id = stack.ns
-        jobs = make_jobs(args.jobs, marks, run_id, rnd)
+        jobs = make_jobs(args.jobs, marks, run_id, rnd, args.kinds)
 
         tap = Tap(stack)
         load = Load(stack, jobs, args.window_s, args.threads)
         threads = load.run()
-        faults = Faults(stack, schedule(args), args.window_s, load.start, rds)
+        faults = Faults(stack, schedule(args), args.window_s, load.start)
         faults.start()
         load_deadline = deadline - args.settle_s
         for t in threads:
@@ -937,7 +964,14 @@ def main(argv=None):
         last_fault_end = max((d[1] for d in faults.done), default=0)
         after = [o for t, s, o in load.timeline if t > last_fault_end]
         recovered = not after or "202" in after or not faults.done
-        # Every bx process we did not kill must still run.
+        settle_deadline = min(deadline, time.monotonic() + args.settle_s)
+        c, bad, rstates, recs = settle(stack, load.accepted, rds, coll, settle_deadline)
+        if not c:
+            # a late event (a redelivered copy's) must not change anything
+            time.sleep(3)
+            c, bad, rstates, recs = settle(stack, load.accepted, rds, coll, time.monotonic())
+
+        # Every bx process we did not kill must still run, settled or not.
         crashed = []
         for n in stack.names("bx-"):
             if stack.pid(n) is None:
@@ -948,20 +982,14 @@ def main(argv=None):
                     pid = None
                 if pid not in stack.killed:
                     crashed.append(n)
-        for n in crashed:
-            log("CRASHED: %s is gone; tail of its log:", n)
-            try:
-                with open(os.path.join(stack.run_dir, "logs", n + ".log"), errors="replace") as f:
-                    sys.stderr.write("".join(f.readlines()[-20:]))
-            except OSError:
-                pass
+        # The findings are told last, after the logs of a failed run, so
+        # that a runner showing the tail of the output shows them.
+        notes = []
 
-        settle_deadline = min(deadline, time.monotonic() + args.settle_s)
-        c, bad, rstates, recs = settle(stack, load.accepted, rds, coll, settle_deadline)
-        if not c:
-            # a late event (a redelivered copy's) must not change anything
-            time.sleep(3)
-            c, bad, rstates, recs = settle(stack, load.accepted, rds, coll, time.monotonic())
+        def note(fmt, *a):
+            notes.append(fmt % a)
+        for n in crashed:
+            note("CRASHED: %s is gone (see the tail of its log above)", n)
 
         runs = read_marks(marks)
         killed = set(stack.killed)
@@ -989,7 +1017,7 @@ def main(argv=None):
         states = collections.Counter(rstates.get(j, (None,))[0] or "none" for j in load.accepted.values())
         orphans = orphaned_statuses(rds, stack.ns, set(load.accepted.values()))
         for jid, st in orphans[:10]:
-            log("orphaned status (a job not accepted, %s in Redis): %s", st, jid)
+            note("orphaned status (a job not accepted, %s in Redis): %s", st, jid)
         depths = queue_depths(stack)
         try:
             events = tap.drain()
@@ -999,11 +1027,11 @@ def main(argv=None):
         nonterminal = [(jid, evs) for jid, evs in events.items()
                        if any(st not in TERMINAL for st, _ in evs)]
         for jid, evs in nonterminal[:10]:
-            log("non-terminal result event(s) for %s: %r", jid, evs)
+            note("non-terminal result event(s) for %s: %r", jid, evs)
         no_event = [jid for jid in load.accepted.values()
                     if events and not any(st in TERMINAL for st, _ in events.get(jid, []))]
         for jid in no_event[:10]:
-            log("no terminal result event seen for accepted job %s: %r", jid, events.get(jid))
+            note("no terminal result event seen for accepted job %s: %r", jid, events.get(jid))
 
         fatal = {"lost": c["lost"], "duplicated": c["duplicated"], "stuck": c["stuck"],
                  "mismatched": c["mismatched"], "ghost": len(ghost), "ran_twice": len(ran_twice),
@@ -1011,14 +1039,14 @@ def main(argv=None):
         if args.strict:
             fatal["orphaned"] = len(orphans)
         for item in wrong_state[:10]:
-            log("wrong state (seq, kind, id, (state, attempt), expected): %r", item)
+            note("wrong state (seq, kind, id, (state, attempt), expected): %r", item)
         for kind in ("stuck", "lost", "duplicated", "mismatched"):
             for item in bad[kind][:10]:
-                log("%s: %r", kind, item)
+                note("%s: %r", kind, item)
         for item in ghost[:10]:
-            log("ghost (succeeded, never started): %r", item)
+            note("ghost (succeeded, never started): %r", item)
         for item in ran_twice[:10]:
-            log("ran twice (seq, id, attempt, worker pids of its starts; killed: %s): %r",
+            note("ran twice (seq, id, attempt, worker pids of its starts; killed: %s): %r",
                 sorted(killed), item)
         failed = any(fatal.values()) or not recovered or faults.error is not None
         parts = ["accepted=%d" % len(load.accepted), "rejected_503=%d" % len(load.rejected_503)]
@@ -1041,14 +1069,29 @@ def main(argv=None):
                   "result=%s" % ("FAIL" if failed else "PASS")]
         summary = " ".join(parts)
         if faults.error:
-            log("fault injection error: %s", faults.error)
+            note("fault injection error: %s", faults.error)
+        if not recovered:
+            note("the API accepted no job after the last fault")
         if failed:
-            stack.print_logs()
+            stack.print_logs(20)
             keep = keep or bool(os.environ.get("BX_CHAOS_KEEP_ON_FAIL"))
+        for n in notes:
+            log("%s", n)
         return 1 if failed else 0
     except Interrupted as e:
         log("interrupted (%s): cleaning up", e)
+        summary = "accepted=%d rejected_503=%d result=INTERRUPTED" % (
+            len(load.accepted) if load else 0, len(load.rejected_503) if load else 0)
         return 130
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        log("the suite itself failed: %s", e)
+        stack.print_logs()
+        summary = "accepted=%d rejected_503=%d result=ERROR error=%s" % (
+            len(load.accepted) if load else 0, len(load.rejected_503) if load else 0,
+            json.dumps(str(e)))
+        return 1
     finally:
         for s, h in old.items():
             signal.signal(s, signal.SIG_IGN)   # the teardown itself is not interrupted
