@@ -33,6 +33,7 @@
  * below serve MongoDB, and are created one command each (see
  * store_ensure_indexes). */
 #include "store.h"
+#include "event.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -597,6 +598,14 @@ out:
 /* For the items whose id was already stored: reads what is stored (one
  * $in), then replaces, fenced by attempt, those that change. Adds to
  * *unchanged those it leaves alone, and those the fence refused. */
+/* 1 when the document's state is a final one. */
+static int doc_terminal(const bson_t *doc)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, "state") && BSON_ITER_HOLDS_UTF8(&it) &&
+           state_is_terminal(bson_iter_utf8(&it, NULL));
+}
+
 static int replace_changed(mongoc_collection_t *coll, item *items, size_t n, size_t *unchanged,
                            char *err, size_t errlen)
 {
@@ -647,9 +656,11 @@ static int replace_changed(mongoc_collection_t *coll, item *items, size_t n, siz
             continue;
         if (bson_iter_init_find(&it, doc, "attempt") && BSON_ITER_HOLDS_NUMBER(&it))
             stored_attempt = (int32_t)bson_iter_as_int64(&it);
-        /* Stale (a higher attempt is stored) or already what we have
-         * (a redelivery): nothing to write. */
-        if (stored_attempt > hit->attempt || bson_equal(doc, hit->doc)) {
+        /* Stale (a higher attempt is stored, or a final state of this
+         * attempt that a late non-final event must not undo) or already
+         * what we have (a redelivery): nothing to write. */
+        if (stored_attempt > hit->attempt || bson_equal(doc, hit->doc) ||
+            (stored_attempt == hit->attempt && doc_terminal(doc) && !doc_terminal(hit->doc))) {
             keep[hit - items] = 0;
             (*unchanged)++;
         }
