@@ -6,17 +6,7 @@
 
 #include "event.h"
 #include "names.h"
-
-/* Must stay the same as put_script in lib/rds.c (see the header). */
-static const char put_script[] =
-    "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal')\n"
-    "local a = tonumber(cur[1])\n"
-    "local na = tonumber(ARGV[2])\n"
-    "if a and (na < a or (na == a and cur[2] == '1')) then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'state', ARGV[1], 'attempt', ARGV[2], 'doc', ARGV[3], 'terminal', ARGV[5])\n"
-    "local ttl = tonumber(ARGV[4])\n"
-    "if ARGV[5] == '1' and ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end\n"
-    "return 1\n";
+#include "rds.h"
 
 /* One attempt on the current connection. 0 all replies read, -1 the
  * connection failed (replies not read are -1). */
@@ -29,9 +19,9 @@ static int attempt_batch(redisContext *c, const char *ns, int ttl_s, statusbatch
         char key[NAME_MAX_LEN], at[16];
         name_key(key, sizeof key, ns, "job", items[i].id);
         snprintf(at, sizeof at, "%d", items[i].attempt);
-        const char *argv[] = {"EVAL", put_script, "1", key, items[i].state, at, items[i].doc, ttl,
+        const char *argv[] = {"EVAL", status_put_script, "1", key, items[i].state, at, items[i].doc, ttl,
                               state_is_terminal(items[i].state) ? "1" : "0"};
-        size_t len[] = {4, sizeof put_script - 1, 1, strlen(key), strlen(items[i].state),
+        size_t len[] = {4, status_put_script_len, 1, strlen(key), strlen(items[i].state),
                         strlen(at), items[i].doclen, strlen(ttl), 1};
         items[i].result = -1;
         if (redisAppendCommandArgv(c, 9, argv, len) != REDIS_OK) {

@@ -2,10 +2,8 @@
  *
  * The publisher writes the "queued" status of every job of a batch in
  * one pipeline before it publishes them, so a submission costs a request
- * thread no Redis round trip. The script is status_put's (lib/rds.c): the
- * same fencing, the same hash. It belongs in lib/rds.c as a pipelined
- * status_put; until it is there it lives here, checked against
- * status_put by tests/unit/test_api_statusbatch.c. */
+ * thread no Redis round trip. It runs status_put's own script
+ * (status_put_script, lib/rds.c): the same fencing, the same hash. */
 #ifndef BX_API_STATUSBATCH_H
 #define BX_API_STATUSBATCH_H
 

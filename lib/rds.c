@@ -156,7 +156,7 @@ redisReply *rds_cmdargv(bx_redis *r, char *err, size_t errlen, int argc, const c
 /* Fenced write: attempts only go forward, and a terminal state is final
  * within its attempt. This is what lets a late "running" from a slow
  * worker, or a result from an attempt that lost its lease, do no harm. */
-static const char put_script[] =
+const char status_put_script[] =
     "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal')\n"
     "local a = tonumber(cur[1])\n"
     "local na = tonumber(ARGV[2])\n"
@@ -166,6 +166,8 @@ static const char put_script[] =
     "if ARGV[5] == '1' and ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end\n"
     "return 1\n";
 
+const size_t status_put_script_len = sizeof status_put_script - 1;
+
 int status_put(bx_redis *r, const char *ns, const char *id, const char *state, int attempt,
                const char *doc, size_t doclen, int ttl_s, char *err, size_t errlen)
 {
@@ -173,9 +175,9 @@ int status_put(bx_redis *r, const char *ns, const char *id, const char *state, i
     name_key(key, sizeof key, ns, "job", id);
     snprintf(at, sizeof at, "%d", attempt);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    const char *argv[] = {"EVAL", put_script, "1", key, state, at, doc, ttl,
+    const char *argv[] = {"EVAL", status_put_script, "1", key, state, at, doc, ttl,
                           state_is_terminal(state) ? "1" : "0"};
-    size_t len[] = {4, sizeof put_script - 1, 1, strlen(key), strlen(state), strlen(at), doclen,
+    size_t len[] = {4, sizeof status_put_script - 1, 1, strlen(key), strlen(state), strlen(at), doclen,
                     strlen(ttl), 1};
     redisReply *rep = rds_cmdargv(r, err, errlen, 9, argv, len);
     if (!rep)

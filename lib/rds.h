@@ -29,6 +29,12 @@ redisReply *rds_cmdargv(bx_redis *r, char *err, size_t errlen, int argc, const c
  * not go back in time: a lower attempt never overwrites a higher one, and
  * within one attempt a terminal state is final. A terminal status expires
  * after ttl_s (0 = keep). Returns 1 written, 0 refused as stale, -1 + err. */
+/* The Lua script behind status_put, for callers that pipeline it with
+ * EVAL: KEYS[1] the status key; ARGV state, attempt, doc, ttl_s, and "1"
+ * when the state is terminal. Returns 1 written, 0 refused. */
+extern const char status_put_script[];
+extern const size_t status_put_script_len;
+
 int status_put(bx_redis *r, const char *ns, const char *id, const char *state, int attempt,
                const char *doc, size_t doclen, int ttl_s, char *err, size_t errlen);
 

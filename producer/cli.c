@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "b64.h"
+#include "utf8.h"
 #include "event.h"
 #include "id.h"
 
@@ -226,9 +226,9 @@ int cli_write_stream(json_t *st, const char *stream, int fd)
     snprintf(key, sizeof key, "%s_encoding", stream);
     const char *enc = cli_str(st, key);
     if (enc && !strcmp(enc, "base64")) {
-        char *raw;
         size_t n;
-        if (b64_decode(json_string_value(v), json_string_length(v), &raw, &n)) {
+        char *raw = base64_decode(json_string_value(v), json_string_length(v), &n);
+        if (!raw) {
             cli_err("the job's %s is not valid base64", stream);
             return -1;
         }

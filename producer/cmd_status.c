@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "b64.h"
+#include "utf8.h"
 #include "cmd.h"
 
 /* Prints "key   value" with newlines in value shown as \n, so that a
@@ -167,7 +167,7 @@ int output_decode(json_t *doc, const char *stream, char **out, size_t *len)
     if (!enc)
         enc = cli_str(doc, key);
     if (enc && !strcmp(enc, "base64"))
-        return b64_decode(json_string_value(v), json_string_length(v), out, len);
+        return (*out = base64_decode(json_string_value(v), json_string_length(v), len)) ? 0 : -1;
     *len = json_string_length(v);
     if (!(*out = malloc(*len + 1)))
         return -1;

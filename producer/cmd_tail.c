@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "b64.h"
 #include "clock.h"
 #include "cmd.h"
 #include "event.h"
