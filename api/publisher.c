@@ -591,20 +591,10 @@ static int read_frames(publisher *p, char *err, size_t errlen)
                          (int)m->reply_text.len, (char *)m->reply_text.bytes);
                 break;
             }
-            case AMQP_CHANNEL_CLOSE_METHOD: {
-                amqp_channel_close_t *m = f.payload.method.decoded;
-                snprintf(err, errlen, "rabbitmq closed channel %u: %u %.*s", f.channel,
-                         m->reply_code, (int)m->reply_text.len, (char *)m->reply_text.bytes);
+            case AMQP_CHANNEL_CLOSE_METHOD:
+            case AMQP_CONNECTION_CLOSE_METHOD:
+                amqpc_frame_closed(p->a, &f, err, errlen);
                 return -1;
-            }
-            case AMQP_CONNECTION_CLOSE_METHOD: {
-                amqp_connection_close_t *m = f.payload.method.decoded;
-                snprintf(err, errlen, "rabbitmq closed the connection: %u %.*s", m->reply_code,
-                         (int)m->reply_text.len, (char *)m->reply_text.bytes);
-                amqp_connection_close_ok_t ok = {0};
-                amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-                return -1;
-            }
             case AMQP_CONNECTION_BLOCKED_METHOD: {
                 amqp_connection_blocked_t *m = f.payload.method.decoded;
                 LOGW("event=amqp_blocked reason=\"%.*s\"", (int)m->reason.len, (char *)m->reason.bytes);

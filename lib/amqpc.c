@@ -276,6 +276,29 @@ int amqpc_publish(bx_amqp *a, uint16_t ch, const char *exchange_name, const char
     return 0;
 }
 
+int amqpc_frame_closed(bx_amqp *a, const amqp_frame_t *f, char *err, size_t errlen)
+{
+    if (f->frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    if (f->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *m = f->payload.method.decoded;
+        snprintf(err, errlen, "rabbitmq closed channel %u: %u %.*s", f->channel, m->reply_code,
+                 (int)m->reply_text.len, (char *)m->reply_text.bytes);
+        amqp_channel_close_ok_t ok = {0};
+        amqp_send_method(a->conn, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        return 1;
+    }
+    if (f->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *m = f->payload.method.decoded;
+        snprintf(err, errlen, "rabbitmq closed the connection: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (char *)m->reply_text.bytes);
+        amqp_connection_close_ok_t ok = {0};
+        amqp_send_method(a->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        return 1;
+    }
+    return 0;
+}
+
 int amqpc_poll_confirms(bx_amqp *a, int timeout_ms, amqpc_confirm_fn fn, void *ud, char *err,
                         size_t errlen)
 {
@@ -301,22 +324,10 @@ int amqpc_poll_confirms(bx_amqp *a, int timeout_ms, amqpc_confirm_fn fn, void *u
         fn(ud, m->delivery_tag, m->multiple, 0);
         break;
     }
-    case AMQP_CHANNEL_CLOSE_METHOD: {
-        amqp_channel_close_t *m = f.payload.method.decoded;
-        snprintf(err, errlen, "rabbitmq closed channel %u: %u %.*s", f.channel, m->reply_code,
-                 (int)m->reply_text.len, (char *)m->reply_text.bytes);
-        amqp_channel_close_ok_t ok = {0};
-        amqp_send_method(a->conn, f.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        amqpc_frame_closed(a, &f, err, errlen);
         return -1;
-    }
-    case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_connection_close_t *m = f.payload.method.decoded;
-        snprintf(err, errlen, "rabbitmq closed the connection: %u %.*s", m->reply_code,
-                 (int)m->reply_text.len, (char *)m->reply_text.bytes);
-        amqp_connection_close_ok_t ok = {0};
-        amqp_send_method(a->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-        return -1;
-    }
     default:
         break;
     }

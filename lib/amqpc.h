@@ -50,6 +50,10 @@ int amqpc_publish(bx_amqp *a, uint16_t ch, const char *exchange, const char *rke
 /* Called for each confirm: tags up to and including tag when multiple. */
 typedef void (*amqpc_confirm_fn)(void *ud, uint64_t tag, int multiple, int ack);
 
+/* When f is RabbitMQ closing a channel or the connection: answers with
+ * the close-ok, describes why in err and returns 1; else 0. */
+int amqpc_frame_closed(bx_amqp *a, const amqp_frame_t *f, char *err, size_t errlen);
+
 /* Handles one incoming frame when one is ready within timeout_ms: a
  * confirm goes to fn; a channel or connection close is an error.
  * Returns 1 if a frame was handled, 0 on timeout, -1 + err when the

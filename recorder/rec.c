@@ -359,18 +359,10 @@ static int consume_one(rec *r, int timeout_ms, char *err, size_t errlen)
         if (f.frame_type != AMQP_FRAME_METHOD)
             return 0;
         switch (f.payload.method.id) {
-        case AMQP_CHANNEL_CLOSE_METHOD: {
-            amqp_channel_close_t *m = f.payload.method.decoded;
-            snprintf(err, errlen, "rabbitmq closed the channel: %u %.*s", m->reply_code,
-                     (int)m->reply_text.len, (char *)m->reply_text.bytes);
+        case AMQP_CHANNEL_CLOSE_METHOD:
+        case AMQP_CONNECTION_CLOSE_METHOD:
+            amqpc_frame_closed(r->in, &f, err, errlen);
             return -1;
-        }
-        case AMQP_CONNECTION_CLOSE_METHOD: {
-            amqp_connection_close_t *m = f.payload.method.decoded;
-            snprintf(err, errlen, "rabbitmq closed the connection: %u %.*s", m->reply_code,
-                     (int)m->reply_text.len, (char *)m->reply_text.bytes);
-            return -1;
-        }
         case AMQP_BASIC_CANCEL_METHOD:
             snprintf(err, errlen, "rabbitmq cancelled the consumer of '%.200s'", r->results_q);
             return -1;

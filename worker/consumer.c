@@ -244,18 +244,10 @@ int consumer_on_readable(consumer *c, char *err, size_t errlen)
         case AMQP_BASIC_CANCEL_METHOD:
             snprintf(err, errlen, "rabbitmq cancelled our consumer (queue deleted?)");
             return -1;
-        case AMQP_CHANNEL_CLOSE_METHOD: {
-            amqp_channel_close_t *m = f.payload.method.decoded;
-            snprintf(err, errlen, "rabbitmq closed channel %u: %u %.*s", f.channel, m->reply_code,
-                     (int)m->reply_text.len, (char *)m->reply_text.bytes);
+        case AMQP_CHANNEL_CLOSE_METHOD:
+        case AMQP_CONNECTION_CLOSE_METHOD:
+            amqpc_frame_closed(c->a, &f, err, errlen);
             return -1;
-        }
-        case AMQP_CONNECTION_CLOSE_METHOD: {
-            amqp_connection_close_t *m = f.payload.method.decoded;
-            snprintf(err, errlen, "rabbitmq closed the connection: %u %.*s", m->reply_code,
-                     (int)m->reply_text.len, (char *)m->reply_text.bytes);
-            return -1;
-        }
         default:
             break;
         }
