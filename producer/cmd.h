@@ -24,6 +24,13 @@ int cmd_load(bx_cli *c, int argc, char **argv);     /* cmd_load.c */
  * EX_USAGE. */
 int cmd_bad_option(const char *cmd, int opt, char **argv);
 
+/* The arguments of the subcommands that take only --json, --help and
+ * nargs (0 or 1) operands: status, cancel, tail, workers. 1 when the
+ * subcommand goes on, with *operand the operand (or NULL); else 0 with
+ * *exit the code to return (after --help, or a usage error). */
+int cmd_plain_args(bx_cli *c, int argc, char **argv, void (*usage_fn)(FILE *), int nargs,
+                   const char **operand, int *exit);
+
 /* Waits until job id reaches a terminal state, or timeout_ms passes
  * (0 = no limit). 0 with *final (a new reference: the terminal status
  * document); EX_TIMED_OUT when bx gave up waiting (*final = the last

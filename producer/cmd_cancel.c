@@ -1,6 +1,5 @@
 /* bx cancel — DELETE /v1/jobs/{id}. A job that already ended cannot be
  * cancelled (409): say so in words, with the state it ended in. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,27 +18,10 @@ static void cancel_usage(FILE *f)
 
 int cmd_cancel(bx_cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o, rc;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'J': c->json = 1; break;
-        case 'h': cancel_usage(stdout); return EX_OK;
-        default: return cmd_bad_option("cancel", o, argv);
-        }
-    }
-    if (optind != argc - 1) {
-        cancel_usage(stderr);
-        return EX_USAGE;
-    }
-    const char *id = argv[optind];
-    if (!cli_check_id(id))
-        return EX_USAGE;
+    const char *id;
+    int rc;
+    if (!cmd_plain_args(c, argc, argv, cancel_usage, 1, &id, &rc))
+        return rc;
     char path[128], what[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     snprintf(what, sizeof what, "cannot cancel job %s", id);

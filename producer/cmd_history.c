@@ -237,26 +237,12 @@ static void workers_usage(FILE *f)
 
 int cmd_workers(bx_cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'J': c->json = 1; break;
-        case 'h': workers_usage(stdout); return EX_OK;
-        default: return cmd_bad_option("workers", o, argv);
-        }
-    }
-    if (optind != argc) {
-        workers_usage(stderr);
-        return EX_USAGE;
-    }
+    const char *none;
+    int rc;
+    if (!cmd_plain_args(c, argc, argv, workers_usage, 0, &none, &rc))
+        return rc;
     json_t *doc = NULL;
-    int rc = cli_call(c, "GET", "/v1/workers", NULL, 0, "cannot list workers", 1, &doc);
+    rc = cli_call(c, "GET", "/v1/workers", NULL, 0, "cannot list workers", 1, &doc);
     if (rc || c->json)
         goto out;
     json_t *list = json_is_array(doc) ? doc : json_object_get(doc, "workers"), *w;

@@ -119,32 +119,15 @@ static void status_usage(FILE *f)
 
 int cmd_status(bx_cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'J': c->json = 1; break;
-        case 'h': status_usage(stdout); return EX_OK;
-        default: return cmd_bad_option("status", o, argv);
-        }
-    }
-    if (optind != argc - 1) {
-        status_usage(stderr);
-        return EX_USAGE;
-    }
-    const char *id = argv[optind];
-    if (!cli_check_id(id))
-        return EX_USAGE;
+    const char *id;
+    int rc;
+    if (!cmd_plain_args(c, argc, argv, status_usage, 1, &id, &rc))
+        return rc;
     char path[128], what[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     snprintf(what, sizeof what, "cannot get job %s", id);
     json_t *st = NULL;
-    int rc = cli_call(c, "GET", path, NULL, 0, what, 1, &st);
+    rc = cli_call(c, "GET", path, NULL, 0, what, 1, &st);
     if (rc == EX_OK && !c->json)
         print_status(st);
     json_decref(st);

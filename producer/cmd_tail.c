@@ -7,7 +7,6 @@
  * or a status document with "state" (event "state"). When the API has
  * no event stream, or it ends before the job does, bx polls
  * /v1/jobs/{id}/output instead and prints what is new. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,28 +172,11 @@ static void tail_usage(FILE *f)
 
 int cmd_tail(bx_cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int o;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'J': c->json = 1; break;
-        case 'h': tail_usage(stdout); return EX_OK;
-        default: return cmd_bad_option("tail", o, argv);
-        }
-    }
-    if (optind != argc - 1) {
-        tail_usage(stderr);
-        return EX_USAGE;
-    }
-    tail t = {.c = c, .id = argv[optind]};
-    if (!cli_check_id(t.id))
-        return EX_USAGE;
-    int rc = tail_events(&t);
+    tail t = {.c = c};
+    int rc;
+    if (!cmd_plain_args(c, argc, argv, tail_usage, 1, &t.id, &rc))
+        return rc;
+    rc = tail_events(&t);
     if (rc < 0)
         return EX_SERVER;
     if (t.bad) {

@@ -73,6 +73,36 @@ int cmd_bad_option(const char *cmd, int opt, char **argv)
     return EX_USAGE;
 }
 
+int cmd_plain_args(bx_cli *c, int argc, char **argv, void (*usage_fn)(FILE *), int nargs,
+                   const char **operand, int *exit)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'J': c->json = 1; break;
+        case 'h': usage_fn(stdout); *exit = EX_OK; return 0;
+        default: *exit = cmd_bad_option(argv[0], o, argv); return 0;
+        }
+    }
+    if (argc - optind != nargs) {
+        usage_fn(stderr);
+        *exit = EX_USAGE;
+        return 0;
+    }
+    *operand = nargs ? argv[optind] : NULL;
+    if (*operand && !cli_check_id(*operand)) {
+        *exit = EX_USAGE;
+        return 0;
+    }
+    return 1;
+}
+
 /* BX_API_TOKEN is the token itself or a file holding it: a file when one
  * by that name exists, or when it looks like a path. *token is new
  * malloc'd, or NULL with the reason in note. */
