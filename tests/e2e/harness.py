@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STACK = os.path.join(ROOT, "compose", "stack.sh")
@@ -160,3 +161,67 @@ class Stack:
                 raise AssertionError("job %s not finished after %ss: %d %r"
                                      % (job_id, timeout, status, body))
             time.sleep(0.2)
+
+    def wait_state(self, job_id, states, timeout):
+        """The job once its state is one of states; AssertionError after timeout s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.job(job_id)
+            if body["state"] in states:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError("job %s not in %s after %ss: %r" % (job_id, states, timeout, body))
+            time.sleep(0.05)
+
+    def history_ids(self, **filters):
+        """Every id in the history matching filters, following `next` page by page."""
+        ids, before = [], None
+        q = "".join("&%s=%s" % kv for kv in filters.items())
+        while True:
+            status, body = self.request("GET", "/v1/jobs?limit=100" + q + ("&before=" + before if before else ""))
+            assert status == 200, (status, body)
+            ids += [j["id"] for j in body["jobs"]]
+            before = body["next"]
+            if not before:
+                return ids
+
+
+def wait_for(what, cond, timeout):
+    """cond()'s first true value, polled; AssertionError naming what after timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not after %ss" % (what, timeout))
+        time.sleep(0.1)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    return _free_port()
+
+
+def ts(s):
+    """RFC 3339 UTC with milliseconds (as the API writes times) -> seconds since the epoch."""
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def sleeps(number):
+    """Pids of the `sleep NUMBER` processes running now (a job's, by its unique number)."""
+    r = subprocess.run(["pgrep", "-f", r"^(/usr)?(/bin/)?sleep %s$" % number.replace(".", r"\.")],
+                       capture_output=True, text=True)
+    return [int(p) for p in r.stdout.split()]
+
+
+def kill_leftovers(number):
+    """Kills a job's leftover `sleep NUMBER` processes, so that a failed test
+    does not leave them behind; returns the pids found."""
+    found = sleeps(number)
+    for p in found:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return found

@@ -10,34 +10,7 @@ import sys
 import time
 import traceback
 
-from harness import ROOT, Stack
-
-
-def sleeps(number):
-    r = subprocess.run(["pgrep", "-f", r"^(/usr)?(/bin/)?sleep %s$" % number.replace(".", r"\.")],
-                       capture_output=True, text=True)
-    return [int(p) for p in r.stdout.split()]
-
-
-def kill_leftovers(number):
-    found = sleeps(number)
-    for p in found:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return found
-
-
-def wait_state(s, job_id, states, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        body = s.job(job_id)
-        if body["state"] in states:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError("job %s not in %s after %ss: %r" % (job_id, states, timeout, body))
-        time.sleep(0.05)
+from harness import ROOT, Stack, kill_leftovers, sleeps
 
 
 def history(s, **filters):
@@ -119,7 +92,7 @@ def test_cancel_queued_never_starts(s):
 def test_cancel_running_kills_tree(s):
     job = s.submit({"command": "sleep 30.8 & sleep 30; wait", "timeout_s": 60})
     try:
-        wait_state(s, job["id"], {"running"}, 15)
+        s.wait_state(job["id"], {"running"}, 15)
         deadline = time.monotonic() + 5
         while not sleeps("30.8") and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -127,7 +100,7 @@ def test_cancel_running_kills_tree(s):
         t0 = time.monotonic()
         status, body = s.request("DELETE", "/v1/jobs/" + job["id"])
         assert status in (200, 202), (status, body)
-        done = wait_state(s, job["id"], {"cancelled", "failed", "succeeded", "timed_out", "rejected"}, 10)
+        done = s.wait_state(job["id"], {"cancelled", "failed", "succeeded", "timed_out", "rejected"}, 10)
         took = time.monotonic() - t0
         assert done["state"] == "cancelled", done
         assert took <= 2.0, "cancelled after %.2fs, not within ~1-2 s" % took

@@ -15,24 +15,11 @@ import traceback
 from harness import Stack
 
 
-def history_ids(s, **filters):
-    """Every id in the history matching filters, following `next`."""
-    ids, before = [], None
-    while True:
-        q = "".join("&%s=%s" % kv for kv in filters.items())
-        status, body = s.request("GET", "/v1/jobs?limit=100" + q + ("&before=" + before if before else ""))
-        assert status == 200, (status, body)
-        ids += [j["id"] for j in body["jobs"]]
-        before = body["next"]
-        if not before:
-            return ids
-
-
 def wait_history(s, cond, timeout=30, **filters):
     """The history ids (with filters) once cond(ids) holds; AssertionError after timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        ids = history_ids(s, **filters)
+        ids = s.history_ids(**filters)
         if cond(ids):
             return ids
         if time.monotonic() > deadline:
@@ -151,7 +138,7 @@ def test_idempotency_key(s):
     for k in (key, key2):
         ids = wait_history(s, lambda ids: len(ids) >= 1, label="idem:" + k)
         time.sleep(1)  # a second job, if any, would be recorded by now too
-        ids = history_ids(s, label="idem:" + k)
+        ids = s.history_ids(label="idem:" + k)
         assert len(ids) == 1, (k, ids)
 
 

@@ -6,48 +6,18 @@ finishes leaves nothing running either.
 Each command sleeps a number of seconds no other process on the machine
 uses (30.7, ...), so that `pgrep -f` finds exactly the job's processes."""
 
-import os
-import signal
 import subprocess
 import sys
 import time
 import traceback
 
-from harness import Stack
+from harness import Stack, sleeps, kill_leftovers
 
 
 def pids(pattern):
     """Pids of processes whose command line matches pattern (a regex)."""
     r = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return [int(p) for p in r.stdout.split()]
-
-
-def sleeps(number):
-    """Pids of `sleep NUMBER` processes (not the bash -c that started them)."""
-    return pids(r"^(/usr)?(/bin/)?sleep %s$" % number.replace(".", r"\."))
-
-
-def kill_leftovers(number):
-    """The job's own leftovers, by pid: so that a failed test does not leave
-    sleeps behind for 30 s. Returns what was found."""
-    found = sleeps(number)
-    for p in found:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return found
-
-
-def wait_state(s, job_id, states, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        body = s.job(job_id)
-        if body["state"] in states:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError("job %s not in %s after %ss: %r" % (job_id, states, timeout, body))
-        time.sleep(0.05)
 
 
 def wait_seen(number, timeout):

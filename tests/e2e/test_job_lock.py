@@ -8,30 +8,14 @@ import signal
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
 
-from harness import Stack
+from harness import Stack, ts
 
 LEASE_MS = 3000
 
 
-def ts(s):
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-
-
 def intervals(jobs):
     return sorted((ts(j["started_at"]), ts(j["finished_at"]), j["id"], j["worker"]) for j in jobs)
-
-
-def wait_state(s, job_id, states, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        body = s.job(job_id)
-        if body["state"] in states:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError("job %s not in %s after %ss: %r" % (job_id, states, timeout, body))
-        time.sleep(0.05)
 
 
 def test_same_lock_one_after_another(s):
@@ -66,7 +50,7 @@ def test_waiting_for_lock_holds_no_slot(s):
     # lock) must get the second slot at once, not wait behind B.
     lock = "lock-" + secrets.token_hex(4)
     a = s.submit({"command": "sleep 4", "lock": lock})
-    wait_state(s, a["id"], {"running"}, 15)
+    s.wait_state(a["id"], {"running"}, 15)
     b = s.submit({"command": "echo b", "lock": lock})
     time.sleep(0.5)
     c = s.submit({"command": "echo c"})
@@ -86,7 +70,7 @@ def test_lock_freed_when_holder_dies(s):
     # nobody releases the lock, its lease (BX_LEASE_MS) expires, and B runs.
     lock = "lock-" + secrets.token_hex(4)
     a = s.submit({"command": "sleep 4.51", "lock": lock})
-    arun = wait_state(s, a["id"], {"running"}, 15)
+    arun = s.wait_state(a["id"], {"running"}, 15)
     b = s.submit({"command": "echo b", "lock": lock})
     holder = arun["worker"]  # "<host>-w<N>" as compose/stack.sh names them
     n = holder.rsplit("-w", 1)[1]

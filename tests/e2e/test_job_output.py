@@ -37,17 +37,6 @@ def kept(done, stream):
     return text.encode("utf-8")
 
 
-def wait_state(s, job_id, states, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        body = s.job(job_id)
-        if body["state"] in states:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError("job %s not in %s after %ss: %r" % (job_id, states, timeout, body))
-        time.sleep(0.05)
-
-
 def test_truncated_keeps_head_and_tail(s):
     # 3,000,000 bytes: HEAD, x..., TAIL; and 3,000,000 on stderr: hd, y..., tl
     cmd = ("{ printf HEAD; head -c 2999992 /dev/zero | tr '\\0' x; printf TAIL; }; "
@@ -118,7 +107,7 @@ def test_binary_truncated(s):
 def test_output_while_running(s):
     job = s.submit({"command": "echo first-line; echo err-line >&2; sleep 6; echo second-line",
                     "timeout_s": 30})
-    wait_state(s, job["id"], {"running"}, 15)
+    s.wait_state(job["id"], {"running"}, 15)
     deadline = time.monotonic() + 4
     got = b""
     while time.monotonic() < deadline:

@@ -5,24 +5,8 @@ runs first."""
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
 
-from harness import Stack
-
-
-def ts(s):
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-
-
-def wait_state(s, job_id, states, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        body = s.job(job_id)
-        if body["state"] in states:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError("job %s not in %s after %ss: %r" % (job_id, states, timeout, body))
-        time.sleep(0.05)
+from harness import Stack, ts
 
 
 def test_unconsumed_queue_stays_queued(s):
@@ -50,7 +34,7 @@ def test_higher_priority_first(s):
     # One worker with one slot, kept busy; then 3 low and 3 high priority
     # jobs are queued (low first): the high ones must all run before the low.
     blocker = s.submit({"command": "sleep 2", "priority": 0})
-    wait_state(s, blocker["id"], {"running"}, 15)
+    s.wait_state(blocker["id"], {"running"}, 15)
     low = [s.submit({"command": "echo low-%d" % i, "priority": 1})["id"] for i in range(3)]
     high = [s.submit({"command": "echo high-%d" % i, "priority": 9})["id"] for i in range(3)]
     mid = s.submit({"command": "echo mid", "priority": 5})["id"]

@@ -7,14 +7,8 @@ import os
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
 
-from harness import Stack
-
-
-def ts(s):
-    """RFC 3339 UTC with milliseconds -> seconds since the epoch."""
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+from harness import Stack, ts
 
 
 def record(s, job_id, cond, timeout=30):

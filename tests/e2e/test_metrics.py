@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import traceback
 import urllib.error
 import urllib.request
 
-from harness import Stack, ROOT
+from harness import Stack, wait_for, free_port, ROOT
 
 BIN = os.environ.get("BX_BIN_DIR", os.path.join(ROOT, "bin"))
 WORKERS = 2
@@ -74,17 +73,6 @@ def promtool_check(what, text):
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                        text=True)
     assert r.returncode == 0, "promtool check metrics on %s: %s%s" % (what, r.stdout, r.stderr)
-
-
-def wait_for(what, cond, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("%s: not after %ss" % (what, timeout))
-        time.sleep(0.2)
 
 
 def read_addr(run_dir, name, timeout=20):
@@ -180,12 +168,6 @@ def test_stack(s):
     assert 0 <= w("bx_worker_queue_wait_seconds_sum", queue="default") < 60, total
     assert w("bx_worker_output_bytes_total", stream="stdout") == len("hello\n") + 2 * len("x\n")
     assert w("bx_worker_output_bytes_total", stream="stderr") == len("warn\n"), total
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_readiness_names_what_is_down(s):

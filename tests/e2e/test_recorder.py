@@ -34,6 +34,8 @@ import uuid
 import amqp
 import pymongo
 
+from harness import free_port, wait_for
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("BX_BIN_DIR", os.path.join(ROOT, "bin"))
 FERRET = os.path.join(ROOT, ".deps", "bin", "ferretdb")
@@ -42,24 +44,6 @@ NS = "t_recorder_" + uuid.uuid4().hex[:8]
 EVENTS = NS + ".events"
 
 results = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(what, cond, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
 class Ferret:

@@ -8,24 +8,10 @@ import time
 from harness import Stack
 
 
-def history_ids(s, **filters):
-    """Every id in the history, following `next` page by page."""
-    ids, before = [], None
-    while True:
-        q = "&".join("%s=%s" % kv for kv in filters.items())
-        path = "/v1/jobs?limit=100" + ("&" + q if q else "") + ("&before=" + before if before else "")
-        status, body = s.request("GET", path)
-        assert status == 200, (status, body)
-        ids += [j["id"] for j in body["jobs"]]
-        before = body["next"]
-        if not before:
-            return ids
-
-
 def wait_recorded(s, want, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
-        ids = history_ids(s)
+        ids = s.history_ids()
         if want <= set(ids) or time.monotonic() > deadline:
             return ids
         time.sleep(0.5)
@@ -77,7 +63,7 @@ def test_200_at_once(s):
         workers.add(done["worker"])
     assert len(workers) == 2, workers
     ids = wait_recorded(s, set(jobs.values()), timeout=120)
-    batch = history_ids(s, label="batch:b200")
+    batch = s.history_ids(label="batch:b200")
     for jid in jobs.values():
         assert ids.count(jid) == 1 and batch.count(jid) == 1, jid
     assert len(batch) == 200, len(batch)
