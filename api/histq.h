@@ -33,9 +33,4 @@ typedef struct histq {
  * parameter in err. */
 int histq_parse(const histq_kv *kv, size_t n, histq *h, char *err, size_t errlen);
 
-/* Parses an RFC 3339 time ("2026-11-23T11:46:35Z", fractions and
- * "+01:00" offsets allowed, or a bare date "2026-11-23" for midnight UTC)
- * into ms since the epoch. 0, or -1 when s is not such a time. */
-int histq_time(const char *s, int64_t *ms);
-
 #endif

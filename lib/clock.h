@@ -10,4 +10,9 @@ int64_t clock_mono_ms(void); /* ms on CLOCK_MONOTONIC */
 #define CLOCK_RFC3339_LEN 25
 void clock_rfc3339(int64_t wall_ms, char out[CLOCK_RFC3339_LEN]);
 
+/* Parses an RFC 3339 time ("2026-11-23T11:46:35Z", fractions and
+ * "+01:00" offsets allowed, or a bare date "2026-11-23" for midnight UTC)
+ * into ms since the epoch. 0, or -1 when s is not such a time. */
+int clock_parse_rfc3339(const char *s, int64_t *ms);
+
 #endif

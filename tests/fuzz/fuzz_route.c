@@ -79,11 +79,11 @@ static void check_time(const char *s)
 {
     int64_t ms = 0, ms2 = 0;
     char norm[CLOCK_RFC3339_LEN];
-    if (histq_time(s, &ms))
+    if (clock_parse_rfc3339(s, &ms))
         return;
     FUZZ_CHECK(ms >= 0, "negative time %lld from '%s'", (long long)ms, s);
     clock_rfc3339(ms, norm);
-    FUZZ_CHECK(histq_time(norm, &ms2) == 0 && ms2 == ms,
+    FUZZ_CHECK(clock_parse_rfc3339(norm, &ms2) == 0 && ms2 == ms,
                "'%s' is %lld ms, written '%s', which reads back as %lld", s, (long long)ms, norm,
                (long long)ms2);
 }
@@ -92,8 +92,8 @@ static void check_time(const char *s)
 static void check_normalized(const char *given, const char *norm)
 {
     int64_t a = 0, b = 0;
-    FUZZ_CHECK(norm && histq_time(given, &a) == 0, "'%s' accepted, yet not a time", given);
-    FUZZ_CHECK(histq_time(norm, &b) == 0 && a == b, "'%s' (%lld ms) is queried as '%s'", given,
+    FUZZ_CHECK(norm && clock_parse_rfc3339(given, &a) == 0, "'%s' accepted, yet not a time", given);
+    FUZZ_CHECK(clock_parse_rfc3339(norm, &b) == 0 && a == b, "'%s' (%lld ms) is queried as '%s'", given,
                (long long)a, norm);
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "histq.h"
 
 #define ID "0190c3a2-7b1e-7c2d-8e3f-0123456789ab"
@@ -103,30 +104,30 @@ static void test_times(void **state)
 {
     (void)state;
     int64_t ms;
-    assert_int_equal(histq_time("1970-01-01T00:00:00Z", &ms), 0);
+    assert_int_equal(clock_parse_rfc3339("1970-01-01T00:00:00Z", &ms), 0);
     assert_int_equal(ms, 0);
-    assert_int_equal(histq_time("2026-11-23T11:46:35.123Z", &ms), 0);
+    assert_int_equal(clock_parse_rfc3339("2026-11-23T11:46:35.123Z", &ms), 0);
     char out[CLOCK_RFC3339_LEN];
     clock_rfc3339(ms, out);
     assert_string_equal(out, "2026-11-23T11:46:35.123Z");
-    assert_int_equal(histq_time("2026-11-23T12:46:35.123+01:00", &ms), 0);
+    assert_int_equal(clock_parse_rfc3339("2026-11-23T12:46:35.123+01:00", &ms), 0);
     clock_rfc3339(ms, out);
     assert_string_equal(out, "2026-11-23T11:46:35.123Z");
-    assert_int_equal(histq_time("2026-11-23T06:16:35.5-05:30", &ms), 0);
+    assert_int_equal(clock_parse_rfc3339("2026-11-23T06:16:35.5-05:30", &ms), 0);
     clock_rfc3339(ms, out);
     assert_string_equal(out, "2026-11-23T11:46:35.500Z");
-    assert_int_equal(histq_time("2026-11-23t11:46:35.123456z", &ms), 0);
+    assert_int_equal(clock_parse_rfc3339("2026-11-23t11:46:35.123456z", &ms), 0);
     clock_rfc3339(ms, out);
     assert_string_equal(out, "2026-11-23T11:46:35.123Z");
-    assert_int_equal(histq_time("2024-02-29", &ms), 0); /* leap day */
-    assert_int_equal(histq_time("2023-02-29", &ms), -1);
-    assert_int_equal(histq_time("2026-11-23T11:46:35.Z", &ms), -1);
-    assert_int_equal(histq_time("2026-11-23T24:00:00Z", &ms), -1);
-    assert_int_equal(histq_time("2026-11-23T11:46:35Zjunk", &ms), -1);
-    assert_int_equal(histq_time("2026-11-23T11:46Z", &ms), -1);
-    assert_int_equal(histq_time("1969-12-31T23:59:59Z", &ms), -1);
-    assert_int_equal(histq_time("", &ms), -1);
-    assert_int_equal(histq_time(NULL, &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("2024-02-29", &ms), 0); /* leap day */
+    assert_int_equal(clock_parse_rfc3339("2023-02-29", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("2026-11-23T11:46:35.Z", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("2026-11-23T24:00:00Z", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("2026-11-23T11:46:35Zjunk", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("2026-11-23T11:46Z", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("1969-12-31T23:59:59Z", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339(NULL, &ms), -1);
 }
 
 int main(void)
