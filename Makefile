@@ -1,6 +1,6 @@
 # bashexec — build, run and test. `make help` lists the targets.
 CC      ?= cc
-PKGS    := librabbitmq hiredis jansson libmongoc-1.0 libmicrohttpd libcurl
+PKGS    := librabbitmq hiredis jansson libmongoc-1.0 libmicrohttpd libcurl libcrypto
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT     ?= -O2 -g
 CFLAGS  ?=

@@ -15,7 +15,7 @@ FERRET_BIN=$DEPS/bin/ferretdb
 FERRET_STAMP=$DEPS/bin/ferretdb.stamp
 
 PACKAGES=(
-    build-essential pkg-config
+    build-essential pkg-config libssl-dev
     librabbitmq-dev libhiredis-dev libjansson-dev libmongoc-dev
     libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev libclang-rt-14-dev
     rabbitmq-server redis-server
