@@ -14,12 +14,15 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "access.h"
+#include "audit.h"
 #include "clock.h"
 #include "event.h"
 #include "histq.h"
 #include "job.h"
 #include "log.h"
 #include "names.h"
+#include "ratelimit.h"
 #include "rconn.h"
 #include "utf8.h"
 
@@ -117,9 +120,12 @@ static void submit_done(http_req *req)
 {
     api_app *app = req->app;
     if (req->pub_ok) {
+        char addr[AUDIT_ADDR_MAX];
+        audit_addr(req, addr, sizeof addr);
         atomic_fetch_add(&app->jobs_submitted, 1);
-        LOGI("event=job_submitted id=%s queue=%s request_id=%s token=%s ms=%lld", req->job_id,
-             req->queue, log_q(req->request_id), log_q(req->token_name),
+        LOGI("event=job_submitted audit=submit outcome=accepted status=202 token=%s request_id=%s addr=%s "
+             "id=%s queue=%s ms=%lld",
+             log_q(req->token_name), log_q(req->request_id), addr, req->job_id, log_q(req->queue),
              (long long)(clock_mono_ms() - req->t0_ms));
         char loc[64];
         snprintf(loc, sizeof loc, "/v1/jobs/%s", req->job_id);
@@ -154,7 +160,11 @@ static void submit_replay(http_req *req, bx_redis *r, const char *key)
     }
     char *doc = status_get(r, req->app->cfg->ns, id, NULL, NULL, err, sizeof err);
     if (doc) {
-        LOGI("event=job_idempotent_replay id=%s request_id=%s", id, log_q(req->request_id));
+        char addr[AUDIT_ADDR_MAX];
+        audit_addr(req, addr, sizeof addr);
+        LOGI("event=job_idempotent_replay audit=submit outcome=replayed status=200 token=%s request_id=%s "
+             "addr=%s id=%s",
+             log_q(req->token_name), log_q(req->request_id), addr, id);
         http_add_header(req, "Idempotent-Replayed", "true");
         http_reply(req, 200, "application/json", doc, strlen(doc));
         return;
@@ -186,12 +196,17 @@ void handle_submit(http_req *req)
     bx_job job;
     char err[512], key[NAME_MAX_LEN];
     json_t *ev = NULL;
+    auth_rate rate;
     if (job_from_request(&job, req->body ? req->body : "", req->body_len, err, sizeof err)) {
         atomic_fetch_add(&app->jobs_rejected, 1);
-        if (reject_log_ok())
-            LOGI("event=job_rejected request_id=%s reason=%s", log_q(req->request_id), log_q(err));
+        audit_refused(req, 400, err);
         http_reply_error(req, 400, "bad_request", "%s", err);
         return;
+    }
+    snprintf(req->queue, sizeof req->queue, "%s", job.queue);
+    if (access_submit(req, &job, &rate)) {
+        atomic_fetch_add(&app->jobs_rejected, 1);
+        goto out;
     }
     const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
     if (tp && traceparent_ok(tp)) {
@@ -214,13 +229,36 @@ void handle_submit(http_req *req)
     id_new(req->job_id);
     int64_t now = clock_wall_ms();
     job_assign(&job, req->job_id, now, req->request_id);
-    snprintf(req->queue, sizeof req->queue, "%s", job.queue);
 
     bx_redis *r = redis_or_503(req);
     if (!r)
         goto out;
-    if (job.idempotency_key) {
+    if (job.idempotency_key)
         name_key(key, sizeof key, cfg->ns, "idem", job.idempotency_key);
+    if (rate.rate_per_s > 0) {
+        /* one round trip: the token's bucket and the idempotency key */
+        long retry_ms;
+        ratelimit_result rl = ratelimit_take(r, cfg->ns, req->token_name, &rate,
+                                             job.idempotency_key ? key : NULL, req->job_id,
+                                             API_IDEM_TTL_S, &retry_ms, err, sizeof err);
+        if (rl == RL_ERROR) {
+            http_reply_error(req, 503, "unavailable", "%s", err);
+            goto out;
+        }
+        if (rl == RL_LIMITED) {
+            atomic_fetch_add(&app->jobs_rejected, 1);
+            access_rate_limited(req, &rate, retry_ms);
+            goto out;
+        }
+        if (rl == RL_REPLAY) {
+            submit_replay(req, r, key);
+            goto out;
+        }
+        if (job.idempotency_key && !(req->idem_key = strdup(key))) {
+            http_reply_error(req, 503, "unavailable", "out of memory");
+            goto out;
+        }
+    } else if (job.idempotency_key) {
         redisReply *rep = rds_cmd(r, err, sizeof err, "SET %s %s NX EX %d", key, req->job_id, API_IDEM_TTL_S);
         if (!rep) {
             http_reply_error(req, 503, "unavailable", "%s", err);
@@ -244,9 +282,9 @@ void handle_submit(http_req *req)
         if (req->idem_key)
             undo_submit(req);
         atomic_fetch_add(&app->jobs_rejected, 1);
-        if (reject_log_ok())
-            LOGW("event=job_rejected queue=%s request_id=%s reason=\"queue full\" depth=%ld",
-                 log_q(job.queue), log_q(req->request_id), depth);
+        char why[200];
+        snprintf(why, sizeof why, "queue full: %ld jobs (limit %d)", depth, cfg->max_queue_depth);
+        audit_refused(req, 429, why);
         http_add_header(req, "Retry-After", "5");
         http_reply_error(req, 429, "too_many_requests", "queue '%s' holds %ld jobs (limit %d)",
                          job.queue, depth, cfg->max_queue_depth);
@@ -386,9 +424,12 @@ static void cancel_done(http_req *req)
 {
     if (!req->pub_ok)
         LOGW("event=cancel_event_unpublished id=%s err=%s", req->r.job_id, log_q(req->pub_err));
+    char addr[AUDIT_ADDR_MAX];
+    audit_addr(req, addr, sizeof addr);
     atomic_fetch_add(&req->app->jobs_cancelled, 1);
-    LOGI("event=job_cancelled id=%s was=queued request_id=%s token=%s", req->r.job_id,
-         log_q(req->request_id), log_q(req->token_name));
+    LOGI("event=job_cancelled audit=cancel outcome=cancelled status=202 token=%s request_id=%s addr=%s "
+         "id=%s was=queued",
+         log_q(req->token_name), log_q(req->request_id), addr, req->r.job_id);
     reply_doc(req, 202);
 }
 
@@ -434,8 +475,11 @@ void handle_cancel(http_req *req)
     freeReplyObject(rep);
     if (strcmp(state, ST_QUEUED)) {
         /* running: the worker sees the cancel key and kills the job's tree */
-        LOGI("event=job_cancel_requested id=%s state=%s request_id=%s token=%s", req->r.job_id,
-             state, log_q(req->request_id), log_q(req->token_name));
+        char addr[AUDIT_ADDR_MAX];
+        audit_addr(req, addr, sizeof addr);
+        LOGI("event=job_cancel_requested audit=cancel outcome=cancelled status=202 token=%s request_id=%s "
+             "addr=%s id=%s was=%s",
+             log_q(req->token_name), log_q(req->request_id), addr, req->r.job_id, state);
         http_reply(req, 202, "application/json", doc, strlen(doc));
         doc = NULL;
         goto out;

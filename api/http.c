@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "clock.h"
 #include "handlers_dashboard.h"
 #include "handlers_health.h"
@@ -234,25 +235,7 @@ static int admit(http_req *req)
     unsigned scope = route_scope(req->r.id, req->method);
     if (!scope)
         return 0;
-    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    switch (auth_store_check(req->app->auth, h, scope, req->token_name)) {
-    case AUTH_OK:
-        return 0;
-    case AUTH_MISSING:
-        http_add_header(req, "WWW-Authenticate", "Bearer realm=\"bashexec\"");
-        http_reply_error(req, 401, "unauthorized", "an Authorization: Bearer token is required");
-        return -1;
-    case AUTH_INVALID:
-        http_add_header(req, "WWW-Authenticate", "Bearer realm=\"bashexec\", error=\"invalid_token\"");
-        http_reply_error(req, 401, "unauthorized", "the token is not valid");
-        return -1;
-    case AUTH_FORBIDDEN:
-        http_add_header(req, "WWW-Authenticate", "Bearer realm=\"bashexec\", error=\"insufficient_scope\"");
-        http_reply_error(req, 403, "forbidden", "token '%s' lacks the '%s' scope", req->token_name,
-                         scope == SCOPE_SUBMIT ? "submit" : scope == SCOPE_CANCEL ? "cancel" : "read");
-        return -1;
-    }
-    return -1;
+    return access_admit(req, scope);
 }
 
 static void dispatch(http_req *req)
