@@ -30,8 +30,9 @@ ensure_tokens() {
         token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
         printf '%s\n' "$token" >"$RUN_DIR/api-token"
         {
-            echo "# name token scopes (submit, read, cancel, admin); send SIGHUP to reload"
-            echo "admin $token admin,submit,read,cancel"
+            echo "# name sha256:<hex of the token> scopes [options]; bx token new NAME SCOPES"
+            echo "# makes a token and its line; send SIGHUP to reload"
+            echo "admin sha256:$(printf '%s' "$token" | sha256sum | cut -d' ' -f1) admin"
         } >"$tokens.new"
         mv -f "$tokens.new" "$tokens"
     ) || die "cannot write the tokens file $tokens (a read-only mount? then provide it)"

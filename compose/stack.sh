@@ -86,19 +86,21 @@ drop_stale_pidfiles() {
 # working across restarts; the tokens file is the operator's to extend, and
 # only its admin line is ours.
 ensure_tokens() {
-    local token
+    local token hash
     (
         umask 077
         if [[ ! -s $TOKEN_FILE ]]; then
             head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN_FILE"
             echo >>"$TOKEN_FILE"
         fi
+        # the tokens file keeps only the token's SHA-256 (api/auth.h)
         token=$(tr -d '[:space:]' <"$TOKEN_FILE")
-        if ! awk -v t="$token" '$1 == "admin" && $2 == t { found = 1 } END { exit !found }' \
+        hash=sha256:$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+        if ! awk -v h="$hash" '$1 == "admin" && $2 == h { found = 1 } END { exit !found }' \
                 "$BX_API_TOKENS_FILE" 2>/dev/null; then
             {
                 [[ -f $BX_API_TOKENS_FILE ]] && awk '$1 != "admin"' "$BX_API_TOKENS_FILE"
-                echo "admin $token admin,submit,read,cancel"
+                echo "admin $hash admin"
             } >"$BX_API_TOKENS_FILE.new"
             mv -f "$BX_API_TOKENS_FILE.new" "$BX_API_TOKENS_FILE"
         fi

@@ -18,6 +18,7 @@ int cmd_history(bx_cli *c, int argc, char **argv);  /* cmd_history.c */
 int cmd_workers(bx_cli *c, int argc, char **argv);  /* cmd_history.c */
 int cmd_tail(bx_cli *c, int argc, char **argv);     /* cmd_tail.c */
 int cmd_load(bx_cli *c, int argc, char **argv);     /* cmd_load.c */
+int cmd_token(bx_cli *c, int argc, char **argv);    /* cmd_token.c */
 
 /* Says what getopt_long (run with opterr = 0 and an optstring starting
  * with ':') found wrong in the arguments of subcommand cmd. Returns

@@ -35,6 +35,7 @@ static const command commands[] = {
     {"history", cmd_history, "list past and current jobs, newest first"},
     {"workers", cmd_workers, "list the live workers"},
     {"load", cmd_load, "submit many jobs at once and measure the rates"},
+    {"token", cmd_token, "make an API token and its tokens file line (offline)"},
 };
 
 static void usage(FILE *f)
