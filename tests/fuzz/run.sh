@@ -12,7 +12,8 @@
 #   FUZZ_CC       the compiler (clang); libFuzzer needs clang's runtime,
 #                 Debian's libclang-rt-dev
 #
-# A target names the sources it links on a "fuzz-sources:" line. It runs
+# A target names the sources it links on a "fuzz-sources:" line (and the
+# pkg-config packages beyond jansson on a "fuzz-libs:" line). It runs
 # on three corpus directories: FUZZ_BUILD/corpus/TARGET (new inputs go
 # there, kept between runs, not in git), tests/fuzz/corpus/TARGET (the
 # seeds) and tests/fuzz/regressions/TARGET (every past finding).
@@ -65,6 +66,11 @@ build() {
     local t=$1 srcs src objs=()
     srcs=$(sed -n 's|^/\* fuzz-sources: \(.*\) \*/$|\1|p' "$FUZZ/$t.c" | head -n1)
     [[ -n $srcs ]] || { echo "$FUZZ/$t.c has no fuzz-sources line" >&2; return 1; }
+    # a "fuzz-libs:" line names pkg-config packages the target links too
+    local pkgs libs=
+    pkgs=$(sed -n 's|^/\* fuzz-libs: \(.*\) \*/$|\1|p' "$FUZZ/$t.c" | head -n1)
+    # shellcheck disable=SC2086
+    [[ -z $pkgs ]] || libs=$(pkg-config --libs $pkgs)
     mkdir -p "$OUT/obj/$t"
     # shellcheck disable=SC2086 # word splitting of the flag lists is meant
     "$CC" "${CFLAGS[@]}" -Werror $JANSSON_CFLAGS -c "$FUZZ/$t.c" -o "$OUT/obj/$t/$t.o"
@@ -76,7 +82,7 @@ build() {
         objs+=("$o")
     done
     # shellcheck disable=SC2086
-    "$CC" "${SAN[@]}" "$OUT/obj/$t/$t.o" "${objs[@]}" -o "$OUT/$t" $JANSSON_LIBS -lpthread -lm
+    "$CC" "${SAN[@]}" "$OUT/obj/$t/$t.o" "${objs[@]}" -o "$OUT/$t" $JANSSON_LIBS $libs -lpthread -lm
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
