@@ -594,9 +594,12 @@ auth_job_result auth_job_check(const auth_table *t, const char *name, const char
         while (i < e->commands.n && fnmatch(e->commands.v[i], command, 0))
             i++;
         if (i == e->commands.n) {
-            snprintf(why, whylen, "token '%s' may not run this command: it matches none of its command= ",
+            snprintf(why, whylen, "token '%s' may not run this command (its command=: ",
                      e->name);
             list_say(&e->commands, why, whylen);
+            size_t o = strlen(why);
+            if (o + 1 < whylen)
+                snprintf(why + o, whylen - o, ")");
             return AUTH_JOB_COMMAND;
         }
     }
