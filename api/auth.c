@@ -40,13 +40,15 @@ static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
 /* Decodes the next field of [*p, end) into out (room for its raw length
  * + 1): whitespace ends it, '#' outside quotes ends the line, "..." keeps
- * spaces and '#' (\" and \\ escaped inside). 1 with *n bytes, 0 at the
- * end of the line, -1 on an unterminated quote. */
-static int next_field(const char **p, const char *end, char *out, size_t *n)
+ * spaces and '#' (\" and \\ escaped inside). 1 with *n bytes (*quoted
+ * when it held quotes), 0 at the end of the line, -1 on an unterminated
+ * quote. */
+static int next_field(const char **p, const char *end, char *out, size_t *n, int *quoted)
 {
     const char *s = *p;
     size_t o = 0;
     int q = 0;
+    *quoted = 0;
     while (s < end && is_space(*s))
         s++;
     if (s == end || *s == '#') {
@@ -71,7 +73,7 @@ static int next_field(const char **p, const char *end, char *out, size_t *n)
         if (is_space(c) || c == '#')
             break;
         if (c == '"')
-            q = 1;
+            q = *quoted = 1;
         else
             out[o++] = c;
         s++;
@@ -310,20 +312,23 @@ static int parse_line(const char *p, const char *le, char *buf, int line, auth_e
 {
     char *f[3];
     size_t fl[3], off = 0;
-    int r;
+    int r, quoted;
     memset(e, 0, sizeof *e);
     e->line = line;
     if (memchr(p, 0, (size_t)(le - p)))
         return fail(err, errlen, line, "NUL byte");
     for (int i = 0; i < 3; i++) {
         f[i] = buf + off;
-        if ((r = next_field(&p, le, f[i], &fl[i])) < 0)
+        if ((r = next_field(&p, le, f[i], &fl[i], &quoted)) < 0)
             return fail(err, errlen, line, "unterminated quote");
         if (!r) {
             if (!i)
                 return 1;
             return fail(err, errlen, line, "want 'name sha256:<hex> scope[,scope...] [option=value...]'");
         }
+        if (quoted)
+            return fail(err, errlen, line, "quotes are for option values only, not the %s",
+                        i == 0 ? "name" : i == 1 ? "token's hash" : "scopes");
         off += fl[i] + 1;
     }
     if (!name_ok(f[0], fl[0]))
@@ -346,7 +351,7 @@ static int parse_line(const char *p, const char *le, char *buf, int line, auth_e
     for (;;) {
         char *o = buf + off;
         size_t ol;
-        if ((r = next_field(&p, le, o, &ol)) < 0)
+        if ((r = next_field(&p, le, o, &ol, &quoted)) < 0)
             return fail(err, errlen, line, "unterminated quote");
         if (!r)
             break;

@@ -135,6 +135,8 @@ static void test_bad(void **state)
     expect_bad("a {tok} read command=x env=PATH\n", "'PATH' would let a job");
     expect_bad("a {tok} read command=x env=1X\n", "not a variable name");
     expect_bad("a {tok} read command=\"x\n", "unterminated quote");
+    expect_bad("a {tok} re\"ad\"\n", "quotes are for option values only, not the scopes");
+    expect_bad("\"a\" {tok} read\n", "not the name");
     /* a token in the clear: refused, naming the line and the entry, never
      * quoting the token */
     char err[256] = "";
