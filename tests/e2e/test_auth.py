@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import Stack, ROOT, _free_port
+from harness import Stack, ROOT, free_port
 
 
 def hashed(tok):
@@ -64,7 +64,7 @@ def plaintext_refused_at_start(tmp):
     with open(path, "w") as f:
         f.write("# tokens\nok %s read\nci %s submit,read\n" % (hashed("x" * 40), secret))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BX_")}
-    env.update(BX_API_TOKENS_FILE=path, BX_API_LISTEN="127.0.0.1:%d" % _free_port(),
+    env.update(BX_API_TOKENS_FILE=path, BX_API_LISTEN="127.0.0.1:%d" % free_port(),
                BX_NAMESPACE="t_auth_plain", BX_FOREGROUND="1")
     binary = os.path.join(os.environ.get("BX_BIN_DIR", os.path.join(ROOT, "bin")), "bx-api")
     r = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=20)
