@@ -59,6 +59,12 @@ static int rpc_ok(bx_amqp *a, const char *what, char *err, size_t errlen)
 
 bx_amqp *amqpc_connect(const char *url, const char *name, char *err, size_t errlen)
 {
+    return amqpc_connect_ex(url, name, 0, err, errlen);
+}
+
+bx_amqp *amqpc_connect_ex(const char *url, const char *name, int heartbeat_s, char *err,
+                          size_t errlen)
+{
     struct amqp_connection_info ci;
     char *u = strdup(url);
     bx_amqp *a = calloc(1, sizeof *a);
@@ -90,7 +96,7 @@ bx_amqp *amqpc_connect(const char *url, const char *name, char *err, size_t errl
     amqp_table_entry_t prop = {amqp_cstring_bytes("connection_name"),
                                {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(name)}};
     amqp_table_t props = {1, &prop};
-    amqp_rpc_reply_t r = amqp_login_with_properties(a->conn, ci.vhost, 0, 131072, 0, &props,
+    amqp_rpc_reply_t r = amqp_login_with_properties(a->conn, ci.vhost, 0, 131072, heartbeat_s, &props,
                                                     AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         char d[256];

@@ -12,6 +12,14 @@ typedef struct bx_amqp bx_amqp;
 /* Connects and logs in (url: amqp://user:pass@host:port/vhost), opens
  * channel 1. name shows in RabbitMQ's connection list. NULL + err. */
 bx_amqp *amqpc_connect(const char *url, const char *name, char *err, size_t errlen);
+/* The same with AMQP heartbeats every heartbeat_s (0 = none): RabbitMQ
+ * then closes the connection of a process that stopped answering (a
+ * frozen or partitioned one) after about twice that, and requeues what
+ * it held. rabbitmq-c sends ours only from inside its calls, so the
+ * owner must read the connection at least every heartbeat_s / 2 (the
+ * server's own heartbeats make the socket readable that often). */
+bx_amqp *amqpc_connect_ex(const char *url, const char *name, int heartbeat_s, char *err,
+                          size_t errlen);
 void amqpc_free(bx_amqp *a); /* NULL is fine; closes politely if it can */
 
 amqp_connection_state_t amqpc_state(bx_amqp *a);

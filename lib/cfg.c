@@ -61,6 +61,9 @@ static const opt opts[] = {
     {"BX_RECORDER_BATCH", "recorder-batch", I(batch_max), "500", 1, 100000, "events per bulk write"},
     {"BX_RECORDER_BATCH_MS", "recorder-batch-ms", I(batch_ms), "20", 0, 60000, "longest wait to fill a batch"},
     {"BX_MAX_QUEUE_DEPTH", "max-queue-depth", I(max_queue_depth), "0", 0, INT_MAX, "429 above this depth (0 = off)"},
+    {"BX_LOST_AFTER_S", "lost-after-s", I(lost_after_s), "300", 1, INT_MAX, "running job without a lease this long: lost"},
+    {"BX_AMQP_HEARTBEAT_S", "amqp-heartbeat-s", I(amqp_heartbeat_s), "30", 0, 3600, "worker's AMQP heartbeat (0 = off)"},
+    {"BX_LOG_FILE", "log-file", S(log_file), "", 0, 0, "append the stderr log here; SIGHUP reopens it"},
 };
 
 static int set(bx_cfg *c, const opt *o, const char *v, const char *src, char *err, size_t errlen)

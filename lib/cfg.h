@@ -44,6 +44,12 @@ typedef struct bx_cfg {
     int batch_max;         /* BX_RECORDER_BATCH: events per MongoDB bulk write */
     int batch_ms;          /* BX_RECORDER_BATCH_MS: longest wait to fill a batch */
     int max_queue_depth;   /* BX_MAX_QUEUE_DEPTH: API answers 429 above it, 0 = off */
+    int lost_after_s;      /* BX_LOST_AFTER_S: a running job whose lease is gone this
+                              long, without a result, is marked lost (sweeper) */
+    int amqp_heartbeat_s;  /* BX_AMQP_HEARTBEAT_S: worker's AMQP heartbeat, 0 = off; how
+                              RabbitMQ learns a frozen worker's jobs must go elsewhere */
+    char *log_file;        /* BX_LOG_FILE: "" = stderr as it is; else the stderr log is
+                              appended to this file, reopened on SIGHUP */
 } bx_cfg;
 
 /* Fills c from defaults, the environment and argv (flags win). Unknown

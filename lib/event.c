@@ -9,7 +9,8 @@
 #include "id.h"
 #include "utf8.h"
 
-static const char *const terminal[] = {ST_SUCCEEDED, ST_FAILED, ST_TIMED_OUT, ST_CANCELLED, ST_REJECTED};
+static const char *const terminal[] = {ST_SUCCEEDED, ST_FAILED, ST_TIMED_OUT, ST_CANCELLED, ST_REJECTED,
+                                       ST_LOST};
 
 int state_is_terminal(const char *state)
 {

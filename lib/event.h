@@ -27,6 +27,10 @@
 #define ST_TIMED_OUT "timed_out"
 #define ST_CANCELLED "cancelled"
 #define ST_REJECTED "rejected"
+/* no worker holds it and none took it over for BX_LOST_AFTER_S: its worker
+ * vanished with its message. Final for clients, but a copy of the message
+ * that comes back still runs it, as a new attempt. */
+#define ST_LOST "lost"
 
 int state_is_terminal(const char *state);
 int state_is_valid(const char *state);

@@ -2,6 +2,7 @@
  * a timestamp and the ident because, unlike syslog, nothing else adds them. */
 #include "log.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,16 +13,49 @@
 static const char *log_ident = "bx";
 static int log_stderr = 1;
 static long log_pid; /* our processes never fork without exec */
+static int log_facility_saved;
+static char log_path[4096]; /* log_set_file's, or "" */
 
 void log_open(const char *ident, int facility, int to_stderr)
 {
     log_ident = ident;
     log_stderr = to_stderr;
     log_pid = (long)getpid();
+    log_facility_saved = facility;
     openlog(ident, LOG_PID | LOG_NDELAY, facility);
 }
 
 void log_close(void) { closelog(); }
+
+static int open_onto_stderr(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (fd != 2 && dup2(fd, 2) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (fd != 2)
+        close(fd);
+    return 0;
+}
+
+int log_set_file(const char *path)
+{
+    if (snprintf(log_path, sizeof log_path, "%s", path) >= (int)sizeof log_path) {
+        log_path[0] = 0;
+        return -1;
+    }
+    return open_onto_stderr(log_path);
+}
+
+int log_reopen(void)
+{
+    closelog();
+    openlog(log_ident, LOG_PID | LOG_NDELAY, log_facility_saved);
+    return log_path[0] ? open_onto_stderr(log_path) : 0;
+}
 
 static const char *level_name(int level)
 {

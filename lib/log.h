@@ -9,6 +9,13 @@
 /* ident is kept (not copied): pass a string literal. */
 void log_open(const char *ident, int facility, int to_stderr);
 void log_close(void);
+/* Sends the stderr log (fd 2) to path, appended, from now on: what a
+ * process started with its stderr on a file should use when that file is
+ * rotated. 0 / -1 (errno). */
+int log_set_file(const char *path);
+/* After a rotation (SIGHUP): reconnects to syslog and, when log_set_file
+ * was called, opens its path again. 0 / -1 (errno; the old file stays). */
+int log_reopen(void);
 /* level is a syslog level (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG). */
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Quotes s for a key=value line into one of a few rotating thread-local
