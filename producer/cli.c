@@ -195,7 +195,7 @@ int cli_job_exit(json_t *st)
         return 0;
     if (!strcmp(state, ST_TIMED_OUT))
         return EX_TIMED_OUT;
-    if (!strcmp(state, ST_CANCELLED) || !strcmp(state, ST_REJECTED))
+    if (!strcmp(state, ST_CANCELLED) || !strcmp(state, ST_REJECTED) || !strcmp(state, ST_LOST))
         return EX_CANCELLED;
     if (json_is_integer(sig) && json_integer_value(sig) > 0 && json_integer_value(sig) < 128)
         return 128 + (int)json_integer_value(sig);

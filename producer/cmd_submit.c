@@ -35,7 +35,7 @@ static void submit_usage(FILE *f)
             "  -w, --wait                 wait for the end: print the job's stdout and\n"
             "                             stderr to ours and exit with its exit code\n"
             "                             (128+N killed by signal N, 124 timed out,\n"
-            "                             125 cancelled or rejected)\n"
+            "                             125 cancelled, rejected or lost)\n"
             "      --json                 print the API's JSON answer\n"
             "\n"
             "example: bx submit --timeout 60 --label team=data -- make -C /srv/etl all\n");

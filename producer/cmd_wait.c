@@ -146,6 +146,8 @@ int wait_report(bx_cli *c, json_t *st, int with_output)
         cli_err("job %s was cancelled", id);
     } else if (!strcmp(state, ST_REJECTED)) {
         cli_err("job %s was rejected: %s", id, reason ? reason : "no reason given");
+    } else if (!strcmp(state, ST_LOST)) {
+        cli_err("job %s was lost: %s", id, reason ? reason : "no reason given");
     } else if (json_is_integer(sig)) {
         char ex[32];
         cli_fmt_exit(st, ex, sizeof ex);
@@ -163,7 +165,7 @@ static void wait_usage(FILE *f)
             "usage: bx wait [--timeout S] [--json] ID\n"
             "\n"
             "Waits until job ID ends, prints how it ended and exits with its exit code\n"
-            "(128+N killed by signal N, 124 timed out, 125 cancelled or rejected).\n"
+            "(128+N killed by signal N, 124 timed out, 125 cancelled, rejected or lost).\n"
             "\n"
             "  -t, --timeout S   give up after S seconds (exit 124; the job goes on)\n"
             "      --output      also print the job's stdout and stderr to ours\n"

@@ -59,7 +59,7 @@ static void usage(FILE *f)
             "\n"
             "exit status: 0 ok, 1 usage, 2 server or connection error; with --wait (and\n"
             "'bx wait', 'bx tail') the job's exit code, 128+N when signal N killed it,\n"
-            "124 when it timed out, 125 when it was cancelled or rejected.\n");
+            "124 when it timed out, 125 when it was cancelled, rejected or lost.\n");
 }
 
 int cmd_bad_option(const char *cmd, int opt, char **argv)

@@ -81,7 +81,7 @@ int consumer_connect(consumer *c, char *err, size_t errlen)
 {
     char name[300];
     snprintf(name, sizeof name, "bx-worker %s", c->cfg->worker_id);
-    c->a = amqpc_connect(c->cfg->amqp_url, name, err, errlen);
+    c->a = amqpc_connect_ex(c->cfg->amqp_url, name, c->cfg->amqp_heartbeat_s, err, errlen);
     if (!c->a)
         return -1;
     if (amqpc_channel_open(c->a, CH_EVENTS, err, errlen) ||

@@ -25,6 +25,7 @@ typedef struct sigwatch {
     int fd;
     int stop;   /* SIGTERM/SIGINT seen: drain */
     int hurry;  /* a second one: stop now */
+    int reload; /* SIGHUP seen: reopen the logs */
 } sigwatch;
 
 static void on_signal(runner_watch *w, uint32_t events)
@@ -36,6 +37,8 @@ static void on_signal(runner_watch *w, uint32_t events)
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             s->hurry = s->stop;
             s->stop = 1;
+        } else if (si.ssi_signo == SIGHUP) {
+            s->reload = 1;
         }
         /* SIGCHLD only wakes us: exits are seen through pidfds */
     }
@@ -69,7 +72,7 @@ int main(int argc, char **argv)
     metrics *reg = NULL;
     statusd *sd = NULL;
     wmetrics wm;
-    sigwatch sw = {{on_signal}, -1, 0, 0};
+    sigwatch sw = {{on_signal}, -1, 0, 0, 0};
 
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         cfg_usage("bx-worker");
@@ -81,6 +84,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_open("bx-worker", cfg.log_facility, cfg.foreground);
+    if (cfg.log_file[0] && log_set_file(cfg.log_file)) {
+        fprintf(stderr, "bx-worker: BX_LOG_FILE '%s': %s\n", cfg.log_file, strerror(errno));
+        cfg_release(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
     sigemptyset(&mask);
@@ -137,6 +145,19 @@ int main(int argc, char **argv)
         }
         if (sw.stop)
             runner_drain(r);
+        if (sw.reload) {
+            /* SIGHUP: what a running worker can take anew without
+             * disturbing its jobs is its logs (after a rotation); every
+             * other setting needs a restart, which SIGTERM makes graceful */
+            sw.reload = 0;
+            int lrc = log_reopen();
+            int e = errno;
+            if (lrc)
+                LOGE("event=reload_failed what=log_file path=%s error=%s", log_q(cfg.log_file),
+                     log_q(strerror(e)));
+            LOGI("event=reload worker=%s log_file=%s running=%d", cfg.worker_id,
+                 cfg.log_file[0] ? log_q(cfg.log_file) : "-", runner_running(r));
+        }
         next = runner_tick(r, clock_mono_ms());
         if (runner_drained(r) || sw.hurry)
             break;

@@ -45,6 +45,8 @@
 #define LOCK_WAIT_MS 250      /* a job whose lock is held asks again after this */
 #define LOCK_WAIT_TEXT "250"
 #define MAX_WATCH PROC_MAX_FDS
+#define SWEEP_MS 5000         /* the sweeper's period, shared by all workers */
+#define SWEEP_MAX 100         /* jobs one sweep handles */
 
 typedef struct slot slot;
 
@@ -65,6 +67,7 @@ struct slot {
     int64_t started_wall;
     int64_t deadline_mono;   /* timeout; 0 = none */
     int timed_out, cancelled, lease_lost;
+    int superseded;          /* another worker took the job over: killed, its result dropped */
     int done;                /* the process is done: finish at the next tick */
     int64_t output_put_mono; /* last live output written to Redis */
     uint64_t output_put_total;
@@ -90,6 +93,7 @@ typedef struct outmsg {
     char *delay_queue;     /* retries: the job's queue; its delay queue (rkey) is */
     long delay_ms;         /* declared just before publishing */
     size_t status_len;
+    int unindex;           /* a lost event: once confirmed, the sweeper is done with it */
     struct outmsg *next;   /* in the unsent list */
 } outmsg;
 
@@ -121,6 +125,7 @@ struct runner {
     deferred **ready_tail;
     int draining;
     int64_t drain_deadline;
+    int64_t next_sweep;
     int redis_ok;           /* for "lost"/"regained" log lines, and bx_worker_redis_up */
     wmetrics m;             /* all NULL (no metrics) until runner_set_metrics */
 };
@@ -181,6 +186,18 @@ static void outmsg_try(runner *r, outmsg *o)
         if (w == 0)
             LOGW("event=stale_result id=%s attempt=%d state=%s msg=\"a newer attempt or final state is recorded\"",
                  o->id, o->attempt, o->state);
+        if (w == 2) {
+            /* Another worker took the job over as a newer attempt: this
+             * run is fenced out. Its result would only race that one's
+             * to the history, so it goes nowhere; the delivery (of a
+             * connection long gone, as a rule) is acked. */
+            LOGW("event=result_fenced_out id=%s attempt=%d state=%s msg=\"the job was taken over by a newer attempt\"",
+                 o->id, o->attempt, o->state);
+            if (o->d && consumer_ack(r->c, o->d))
+                LOGW("event=ack_failed id=%s", o->id);
+            outmsg_free(o);
+            return;
+        }
     }
     if (!consumer_connected(r->c)) {
         outmsg_park(r, o);
@@ -229,6 +246,9 @@ static void runner_on_confirm(void *ud, void *token, int ack)
     }
     if (o->d && consumer_ack(r->c, o->d))
         LOGW("event=ack_failed id=%s", o->id ? o->id : "-");
+    char err[512];
+    if (o->unindex && jobstate_unindex(r->redis, r->cfg->ns, o->id, o->attempt, err, sizeof err))
+        LOGW("event=unindex_failed id=%s error=%s", o->id, log_q(err)); /* sent again later */
     outmsg_free(o);
 }
 
@@ -337,10 +357,27 @@ static void set_outputs(json_t *ev, proc *p)
     }
 }
 
+/* The retries a job has used: its earlier attempts that failed or timed
+ * out. An attempt lost with its worker (state lost in `attempts`, taken
+ * over by another worker) is not the job's doing and uses none; the
+ * poison limit (MAX_STARTS) bounds those instead. */
+static int retries_used(const bx_job *j)
+{
+    json_t *attempts = json_object_get(j->doc, "attempts"), *v;
+    size_t i;
+    int n = 0;
+    json_array_foreach(attempts, i, v) {
+        const char *st = json_string_value(json_object_get(v, "state"));
+        if (st && (!strcmp(st, ST_FAILED) || !strcmp(st, ST_TIMED_OUT)))
+            n++;
+    }
+    return n;
+}
+
 /* Whether a failed attempt goes back to the queue. */
 static int should_retry(const bx_job *j, const char *state, int exit_code)
 {
-    if (j->attempt > j->max_retries || (strcmp(state, ST_FAILED) && strcmp(state, ST_TIMED_OUT)))
+    if (retries_used(j) >= j->max_retries || (strcmp(state, ST_FAILED) && strcmp(state, ST_TIMED_OUT)))
         return 0;
     if (!j->retry_on)
         return 1;
@@ -404,7 +441,7 @@ static void slot_finish(slot *s)
 
     char ex[NAME_MAX_LEN], err[512];
     outmsg *o = NULL;
-    if (should_retry(j, state, code) && !s->cancelled) {
+    if (should_retry(j, state, code) && !s->cancelled && !s->superseded) {
         /* This attempt's outcome goes into the job's history; the next
          * attempt starts queued. */
         long delay = (long)(j->retry_backoff_s * 1000.0 * pow(2, j->attempt - 1));
@@ -637,6 +674,109 @@ static void republish_final(runner *r, delivery *d, const bx_job *j)
     outmsg_try(r, o);
 }
 
+/* The status of a lost attempt, from its status doc (JSON text): state
+ * lost, why and when, unless it says lost already. New reference or NULL. */
+static json_t *lost_doc(const char *status_doc, const char *reason)
+{
+    json_t *d = json_loads(status_doc, 0, NULL);
+    if (!json_is_object(d)) {
+        json_decref(d);
+        return NULL;
+    }
+    const char *st = json_string_value(json_object_get(d, "state"));
+    if (st && !strcmp(st, ST_LOST))
+        return d;
+    json_object_set_new(d, "state", json_string(ST_LOST));
+    json_object_set_new(d, "reason", json_string(reason));
+    event_set_time(d, "finished_at", clock_wall_ms());
+    return d;
+}
+
+/* j becomes attempt stored + 1, whose history (`attempts`, as the stored
+ * status has it: the most recent) ends with attempt stored, lost.
+ * 0 / -1 (out of memory, a status that is not JSON). */
+static int take_over(bx_job *j, int stored, const char *stored_doc)
+{
+    json_t *sd = json_loads(stored_doc, 0, NULL);
+    const char *w = json_string_value(json_object_get(sd, "worker"));
+    char reason[300];
+    snprintf(reason, sizeof reason,
+             "lease expired: worker %s stopped renewing it (died, frozen or cut off)", w ? w : "?");
+    json_decref(sd);
+    json_t *lost = lost_doc(stored_doc, reason);
+    if (!lost)
+        return -1;
+    json_t *prior = json_object_get(lost, "attempts");
+    json_t *hist = json_is_array(prior) ? json_copy(prior) : json_array();
+    json_object_del(lost, "attempts");
+    if (!hist || json_array_append_new(hist, lost)) {
+        json_decref(hist);
+        return -1;
+    }
+    json_object_set_new(j->doc, "attempts", hist);
+    LOGW("event=job_taken_over id=%s attempt=%d lost_attempt=%d lost_worker=%s", j->id, stored + 1,
+         stored, w ? w : "-");
+    job_set_attempt(j, stored + 1);
+    return 0;
+}
+
+/* Begins s's job: lease, lock, "running". A copy whose attempt runs
+ * without a lease (its worker died, froze or was cut off) takes it over
+ * as the next attempt, so that the old run's late writes are fenced out.
+ * Never BEGIN_EXPIRED: a takeover that keeps losing races is BEGIN_LEASED,
+ * asked again later. */
+static begin_result begin(runner *r, slot *s, char *err, size_t errlen)
+{
+    bx_job *j = &s->job;
+    int from = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        json_t *ev = event_new(j, ST_RUNNING);
+        char *doc = NULL;
+        if (ev) {
+            event_set_time(ev, "started_at", s->started_wall);
+            json_object_set_new(ev, "worker", json_string(r->cfg->worker_id));
+            doc = json_dumps(ev, JSON_COMPACT);
+            json_decref(ev);
+        }
+        if (!doc) {
+            snprintf(err, errlen, "out of memory");
+            return BEGIN_ERROR;
+        }
+        int stored = 0;
+        char *sdoc = NULL;
+        begin_result br = jobstate_begin(r->redis, r->cfg->ns, j->id, j->attempt, r->owner,
+                                         r->cfg->lease_ms, j->lock, doc, strlen(doc), MAX_STARTS,
+                                         from, &stored, &sdoc, err, errlen);
+        free(doc);
+        if (br != BEGIN_EXPIRED)
+            return br;
+        int rc = take_over(j, stored, sdoc);
+        free(sdoc);
+        if (rc)
+            break;
+        from = stored;
+    }
+    return BEGIN_LEASED;
+}
+
+/* A running job given back (shutdown, the worker's own trouble): lease
+ * and lock freed, status queued again at the same attempt. */
+static void give_back(runner *r, const bx_job *j)
+{
+    char err[512];
+    json_t *q = event_new(j, ST_QUEUED);
+    char *doc = NULL;
+    if (q) {
+        event_set_time(q, "queued_at", clock_wall_ms());
+        doc = json_dumps(q, JSON_COMPACT);
+        json_decref(q);
+    }
+    if (jobstate_release(r->redis, r->cfg->ns, j->id, r->owner, j->lock, j->attempt, doc, err,
+                         sizeof err))
+        LOGW("event=lease_release_failed id=%s error=%s", j->id, log_q(err));
+    free(doc);
+}
+
 static void start(runner *r, delivery *d)
 {
     char err[512];
@@ -663,16 +803,7 @@ static void start(runner *r, delivery *d)
         return;
     }
     s->started_wall = clock_wall_ms();
-    json_t *ev = event_new(j, ST_RUNNING);
-    event_set_time(ev, "started_at", s->started_wall);
-    json_object_set_new(ev, "worker", json_string(r->cfg->worker_id));
-    char *doc = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
-    begin_result br = doc ? jobstate_begin(r->redis, r->cfg->ns, j->id, j->attempt, r->owner,
-                                           r->cfg->lease_ms, j->lock, doc, strlen(doc),
-                                           MAX_STARTS, err, sizeof err)
-                          : BEGIN_ERROR;
-    free(doc);
+    begin_result br = begin(r, s, err, sizeof err);
     switch (br) {
     case BEGIN_OK:
     case BEGIN_MINE:
@@ -738,6 +869,7 @@ static void start(runner *r, delivery *d)
         defer(r, d, DEFER_MS);
         return;
     }
+    case BEGIN_EXPIRED: /* begin() never returns it */
     case BEGIN_LEASED:
     case BEGIN_ERROR:
         if (br == BEGIN_ERROR) {
@@ -784,7 +916,7 @@ static void start(runner *r, delivery *d)
     if (!s->p && (why == PROC_FAIL_SYSTEM || !envp)) {
         /* the worker's trouble, not the job's: try again later */
         LOGE("event=spawn_failed id=%s error=%s", j->id, log_q(envp ? err : "out of memory"));
-        jobstate_release(r->redis, r->cfg->ns, j->id, r->owner, j->lock, err, sizeof err);
+        give_back(r, j);
         remove_tmpdir(s->tmpdir);
         job_release(j);
         free(s);
@@ -1108,7 +1240,7 @@ static void check_running(runner *r, int64_t now)
     jobstate_item items[256];
     size_t n = 0;
     for (slot *s = r->slots; s && n < 256; s = s->next)
-        items[n++] = (jobstate_item){s->job.id, s->job.lock, 0, 0};
+        items[n++] = (jobstate_item){.id = s->job.id, .lock = s->job.lock, .attempt = s->job.attempt};
     if (jobstate_tick(r->redis, r->cfg->ns, r->owner, r->cfg->lease_ms, items, n, err, sizeof err)) {
         LOGW("event=lease_renew_failed error=%s", log_q(err));
         return;
@@ -1123,6 +1255,13 @@ static void check_running(runner *r, int64_t now)
         if (items[i].lost && !s->lease_lost) {
             s->lease_lost = 1;
             LOGW("event=lease_lost id=%s", s->job.id);
+        }
+        if (items[i].superseded && !s->superseded && !s->done) {
+            /* we were frozen or cut off past the lease, and another worker
+             * runs the job now as a newer attempt: this run is a duplicate */
+            s->superseded = 1;
+            LOGW("event=job_superseded_killed id=%s attempt=%d", s->job.id, s->job.attempt);
+            proc_terminate(s->p, CANCEL_GRACE_MS);
         }
     }
     (void)now;
@@ -1151,6 +1290,71 @@ static void put_live_output(runner *r, int64_t now)
         s->output_put_total = total;
         s->output_put_mono = now;
     }
+}
+
+/* The sweeper: a job whose worker vanished normally comes back through
+ * RabbitMQ (the message is requeued when the connection dies) and is
+ * taken over. When its message is gone too (a purged or deleted queue),
+ * or waits somewhere for longer than BX_LOST_AFTER_S, nothing else would
+ * ever end its "running": it is marked lost, with the reason, and a lost
+ * event goes to the history. Not final in the fencing sense: a late
+ * result of that attempt, or a copy of the message that comes back (then
+ * taken over as the next attempt), still wins. */
+static void sweep(runner *r)
+{
+    char err[512], ex[NAME_MAX_LEN], reason[400];
+    jobstate_stale *v = NULL;
+    size_t n = 0;
+    int lost_after_ms = r->cfg->lost_after_s > 2000000 ? 2000000000 : r->cfg->lost_after_s * 1000;
+    if (jobstate_sweep(r->redis, r->cfg->ns, r->owner, SWEEP_MS, lost_after_ms, SWEEP_MAX, &v, &n,
+                       err, sizeof err)) {
+        LOGW("event=sweep_failed error=%s", log_q(err));
+        return;
+    }
+    name_events_exchange(ex, sizeof ex, r->cfg->ns);
+    for (size_t i = 0; i < n; i++) {
+        char *doc = NULL;
+        if (v[i].lost) {
+            doc = v[i].doc; /* marked before; its event is sent again */
+            v[i].doc = NULL;
+        } else {
+            json_t *sd = json_loads(v[i].doc, 0, NULL);
+            const char *w = json_string_value(json_object_get(sd, "worker"));
+            snprintf(reason, sizeof reason,
+                     "lost: worker %s stopped renewing its lease and no worker took the job over "
+                     "within %d s",
+                     w ? w : "?", r->cfg->lost_after_s);
+            json_t *ld = lost_doc(v[i].doc, reason);
+            doc = ld ? json_dumps(ld, JSON_COMPACT) : NULL;
+            json_decref(ld);
+            int m = doc ? jobstate_mark_lost(r->redis, r->cfg->ns, v[i].id, v[i].attempt, doc,
+                                             r->cfg->status_ttl_s, err, sizeof err)
+                        : 0;
+            if (m < 0)
+                LOGW("event=mark_lost_failed id=%s error=%s", v[i].id, log_q(err));
+            if (m != 1) {
+                json_decref(sd);
+                free(doc);
+                continue;
+            }
+            LOGW("event=job_lost id=%s attempt=%d worker=%s lost_after_s=%d", v[i].id,
+                 v[i].attempt, w ? w : "-", r->cfg->lost_after_s);
+            json_decref(sd);
+        }
+        outmsg *o = outmsg_new(NULL, ex, "", doc, strlen(doc));
+        if (!o) {
+            free(doc);
+            continue;
+        }
+        if (!(o->id = strdup(v[i].id))) {
+            outmsg_free(o);
+            continue;
+        }
+        o->attempt = v[i].attempt;
+        o->unindex = 1;
+        outmsg_try(r, o);
+    }
+    jobstate_stale_free(v, n);
 }
 
 static void heartbeat(runner *r)
@@ -1238,6 +1442,11 @@ int64_t runner_tick(runner *r, int64_t now)
         put_live_output(r, now);
         r->next_check = now + TICK_MS;
     }
+    if (now >= r->next_sweep) {
+        if (consumer_connected(r->c) && !r->draining)
+            sweep(r);
+        r->next_sweep = now + SWEEP_MS;
+    }
     if (now >= r->next_heartbeat) {
         proc_global_reap(); /* stragglers of finished trees */
         heartbeat(r);
@@ -1246,16 +1455,14 @@ int64_t runner_tick(runner *r, int64_t now)
     if (r->draining && now >= r->drain_deadline && r->slots) {
         /* grace is over: stop what still runs and give it back */
         LOGW("event=drain_timeout running=%d", r->nrunning);
-        char err[512];
         while (r->slots) {
             slot *s = r->slots;
             r->slots = s->next;
             r->nrunning--;
             proc_kill(s->p, SIGKILL);
             /* free the lease so that the next worker need not wait for it */
-            if (jobstate_release(r->redis, r->cfg->ns, s->job.id, r->owner, s->job.lock, err,
-                                 sizeof err))
-                LOGW("event=lease_release_failed id=%s error=%s", s->job.id, log_q(err));
+            LOGI("event=job_requeued id=%s attempt=%d reason=shutdown", s->job.id, s->job.attempt);
+            give_back(r, &s->job);
             consumer_reject(r->c, s->d->tag, s->d->epoch, 1);
             slot_free(s);
         }
@@ -1289,6 +1496,11 @@ void runner_drain(runner *r)
         free(x);
     }
     drop_ready(r, 1);
+}
+
+int runner_running(const runner *r)
+{
+    return r->nrunning;
 }
 
 int runner_drained(const runner *r)

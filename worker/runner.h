@@ -32,6 +32,8 @@ int64_t runner_tick(runner *r, int64_t now_ms);
 /* SIGTERM: take no new jobs; let running ones finish within the grace
  * period, then requeue the rest. */
 void runner_drain(runner *r);
+/* Jobs running now. */
+int runner_running(const runner *r);
 /* 1 once draining is complete and everything is confirmed. */
 int runner_drained(const runner *r);
 
