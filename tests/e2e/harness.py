@@ -30,7 +30,8 @@ from datetime import datetime, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STACK = os.path.join(ROOT, "compose", "stack.sh")
-TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "rejected"}
+TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "rejected", "lost"}
+BIN_DIR = os.environ.get("BX_BIN_DIR", os.path.join(ROOT, "bin"))
 # What could point a test at the caller's own stack is not passed on.
 _PRIVATE = ("BX_METRICS_LISTEN", "BX_RUN_DIR", "BX_NAMESPACE", "BX_API_LISTEN", "BX_API_TOKENS_FILE",
             "BX_API_URL", "BX_API_TOKEN")
@@ -41,6 +42,91 @@ def _free_port():
                          env=dict(os.environ, BX_ROOT=ROOT), check=True,
                          capture_output=True, text=True)
     return int(out.stdout.strip())
+
+
+def wait_until(what, cond, timeout=30, interval=0.1):
+    """cond()'s first true value, polled every interval s; AssertionError
+    naming what after timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s: not after %ss" % (what, timeout))
+        time.sleep(interval)
+
+
+def descendants(pid):
+    """Pids of every live descendant of pid (from /proc)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def alive(pid):
+    """Whether pid runs (a zombie does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Worker:
+    """A bx-worker of a Stack's namespace that a test starts, signals and
+    kills itself (Stack.worker), logging to <run dir>/logs/<name>.log."""
+
+    def __init__(self, stack, name, env=None):
+        self.name = name
+        self.log_path = os.path.join(stack.run_dir, "logs", name + ".log")
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        e = dict(stack.env, BX_WORKER_ID=name, BX_FOREGROUND="1")
+        e.update(env or {})
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([os.path.join(BIN_DIR, "bx-worker")], env=e,
+                                         stdout=log, stderr=log)
+        self.pid = self.proc.pid
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_log(self, text, timeout=30):
+        """Waits until the log holds text."""
+        return wait_until("%s logs %r" % (self.name, text), lambda: text in self.log(), timeout)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=60):
+        """The exit status (negative: killed by that signal)."""
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    self.proc.send_signal(sig)
+                except OSError:
+                    pass
+            self.proc.wait(timeout=30)
 
 
 def _namespace():
@@ -71,6 +157,7 @@ class Stack:
         self.env.update(env or {})
         self.token = None
         self._old_term = None
+        self._workers = []
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self):
@@ -106,6 +193,8 @@ class Stack:
             return
         if failed:
             self.print_logs()
+        for w in self._workers:
+            w.stop()
         subprocess.run([STACK, "down"], env=self.env, stdout=subprocess.DEVNULL)
         subprocess.run([STACK, "purge"], env=self.env)
         subprocess.run(["rm", "-rf", self.run_dir])
@@ -116,6 +205,79 @@ class Stack:
             with open(os.path.join(logs, name), errors="replace") as f:
                 tail = f.readlines()[-lines:]
             sys.stderr.write("--- last lines of %s\n%s" % (name, "".join(tail)))
+
+    def worker(self, name, env=None):
+        """Starts a worker of this stack's namespace named name (its
+        BX_WORKER_ID), with env added; stopped (SIGKILL) at down()."""
+        w = Worker(self, name, env)
+        self._workers.append(w)
+        return w
+
+    # ------------------------------------------------------------- services
+    def redis(self):
+        """A redis-py client of the stack's Redis (decoded strings)."""
+        import redis
+        return redis.Redis.from_url(self.env.get("BX_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                                    decode_responses=True)
+
+    def records(self, job_id):
+        """The job's history records in MongoDB (a list: one, or none)."""
+        import pymongo
+        c = pymongo.MongoClient(self.env.get("BX_MONGO_URL", "mongodb://127.0.0.1:27017/"),
+                                serverSelectionTimeoutMS=20000)
+        try:
+            return list(c[self.namespace]["jobs"].find({"_id": job_id}))
+        finally:
+            c.close()
+
+    def amqp(self):
+        """A py-amqp connection to the stack's RabbitMQ (close it)."""
+        import urllib.parse
+        import amqp
+        p = urllib.parse.urlsplit(self.env.get("BX_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+        c = amqp.Connection(host="%s:%d" % (p.hostname or "127.0.0.1", p.port or 5672),
+                            userid=urllib.parse.unquote(p.username or "guest"),
+                            password=urllib.parse.unquote(p.password or "guest"),
+                            virtual_host=urllib.parse.unquote(p.path[1:]) or "/")
+        c.connect()
+        return c
+
+    def queue_depth(self, queue="default"):
+        """Messages ready in the jobs queue of queue."""
+        c = self.amqp()
+        try:
+            ch = c.channel()
+            return ch.queue_declare("%s.jobs.%s" % (self.namespace, queue), passive=True).message_count
+        finally:
+            c.close()
+
+    def wait_state(self, job_id, states, timeout=60):
+        """The job's status once its state is one of states."""
+        states = {states} if isinstance(states, str) else set(states)
+        last = {}
+
+        def look():
+            status, body = self.request("GET", "/v1/jobs/" + job_id)
+            last["v"] = (status, body)
+            return body if status == 200 and body.get("state") in states else None
+        try:
+            return wait_until("job %s in %s" % (job_id, sorted(states)), look, timeout, 0.1)
+        except AssertionError as e:
+            raise AssertionError("%s; last %r" % (e, last.get("v")))
+
+    def wait_record(self, job_id, cond=lambda r: True, timeout=30):
+        """The job's one history record once cond(record) holds."""
+        last = {}
+
+        def look():
+            recs = self.records(job_id)
+            assert len(recs) <= 1, recs
+            last["v"] = recs
+            return recs[0] if recs and cond(recs[0]) else None
+        try:
+            return wait_until("record of %s" % job_id, look, timeout, 0.3)
+        except AssertionError as e:
+            raise AssertionError("%s; last %r" % (e, last.get("v")))
 
     # ------------------------------------------------------------------ API
     def request(self, method, path, body=None, auth=True, token=None, headers=None):

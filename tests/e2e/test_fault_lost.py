@@ -1,0 +1,75 @@
+"""Stale state. A worker is killed (SIGKILL) while it runs two jobs;
+RabbitMQ requeues their messages, and then they disappear from its reach:
+one is taken off the queue and deleted (as a purge or a dead-lettering
+would), the other is held, unacked, by a consumer that does nothing. No
+result will ever come, and no copy reaches a worker: the sweeper of the
+remaining worker marks both `lost` (with the reason, and a history
+record) within BX_LOST_AFTER_S of their lease's end. Marked lost is not a
+dead end: when the held message comes back, it runs, as the next attempt."""
+
+import json
+import signal
+import sys
+
+from harness import Stack
+
+ENV = {"BX_LEASE_MS": "2000", "BX_LOST_AFTER_S": "3", "BX_CONCURRENCY": "2"}
+
+
+def main():
+    with Stack(workers=0) as s:
+        a = s.worker("w-dies", ENV)
+        a.wait_log("event=amqp_connected")
+        cmd = 'if [ "$BX_ATTEMPT" = 1 ]; then sleep 60; fi; echo ran attempt $BX_ATTEMPT'
+        held = s.submit({"command": cmd})["id"]
+        gone = s.submit({"command": cmd})["id"]
+        for j in (held, gone):
+            s.wait_state(j, "running", 20)
+        a.signal(signal.SIGKILL)
+        a.wait_exit(10)
+
+        conn = s.amqp()
+        ch = conn.channel()
+        queue = "%s.jobs.default" % s.namespace
+        got = {}
+        for _ in range(100):
+            m = ch.basic_get(queue, no_ack=False)
+            if m is None:
+                import time
+                time.sleep(0.1)
+                continue
+            got[json.loads(m.body)["id"]] = m
+            if len(got) == 2:
+                break
+        assert set(got) == {held, gone}, got.keys()
+        ch.basic_ack(got[gone].delivery_tag)      # deleted: it is gone for good
+
+        b = s.worker("w-sweeps", ENV)
+        b.wait_log("event=amqp_connected")
+        for j in (held, gone):
+            st = s.wait_state(j, "lost", 30)
+            assert st["attempt"] == 1 and st["worker"] == "w-dies", st
+            assert st["reason"].startswith("lost: worker w-dies"), st
+            assert "finished_at" in st, st
+            rec = s.wait_record(j, lambda r: r["state"] == "lost")
+            assert rec["attempt"] == 1, rec
+        assert b.log().count("event=job_lost") == 2, b.log()[-3000:]
+
+        # the held copy comes back: it runs, taken over as attempt 2
+        conn.close()
+        done = s.wait_state(held, "succeeded", 30)
+        assert done["attempt"] == 2 and done["worker"] == "w-sweeps", done
+        assert done["stdout"] == "ran attempt 2\n", done
+        assert [x["state"] for x in done["attempts"]] == ["lost"], done
+        rec = s.wait_record(held, lambda r: r["state"] == "succeeded")
+        assert rec["attempt"] == 2, rec
+        # the deleted one stays lost, with its one record
+        st = s.job(gone)
+        assert st["state"] == "lost", st
+        assert len(s.records(gone)) == 1 and len(s.records(held)) == 1
+        print("ok lost: both marked within the threshold; the copy that came back ran as attempt 2",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
