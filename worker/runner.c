@@ -702,20 +702,25 @@ static int take_over(bx_job *j, int stored, const char *stored_doc)
     char reason[300];
     snprintf(reason, sizeof reason,
              "lease expired: worker %s stopped renewing it (died, frozen or cut off)", w ? w : "?");
-    json_decref(sd);
     json_t *lost = lost_doc(stored_doc, reason);
-    if (!lost)
-        return -1;
     json_t *prior = json_object_get(lost, "attempts");
     json_t *hist = json_is_array(prior) ? json_copy(prior) : json_array();
     json_object_del(lost, "attempts");
-    if (!hist || json_array_append_new(hist, lost)) {
+    if (!lost || !hist) {
+        json_decref(lost);
         json_decref(hist);
+        json_decref(sd);
+        return -1;
+    }
+    if (json_array_append_new(hist, lost)) { /* it takes lost, even when it fails */
+        json_decref(hist);
+        json_decref(sd);
         return -1;
     }
     json_object_set_new(j->doc, "attempts", hist);
     LOGW("event=job_taken_over id=%s attempt=%d lost_attempt=%d lost_worker=%s", j->id, stored + 1,
          stored, w ? w : "-");
+    json_decref(sd);
     job_set_attempt(j, stored + 1);
     return 0;
 }
