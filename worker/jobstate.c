@@ -291,7 +291,10 @@ static const char sweep_script[] =
      * than lost_after_ms past and whose status is still running (to be
      * marked lost) or lost (its event may not have been confirmed: sent
      * again). A live lease moves its entry on; an entry without a
-     * running or lost status goes. */
+     * running or lost status goes. It reads each job's lease and status
+     * by a name built here, not passed in KEYS: fine on one Redis (what
+     * BX_REDIS_URL names), not on Redis Cluster, which bashexec does not
+     * support anyway. */
     "if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {} end\n"
     LUA_NOW
     "local lost_after = tonumber(ARGV[3])\n"

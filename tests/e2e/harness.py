@@ -1,4 +1,5 @@
-"""bashexec end-to-end test harness for Python tests (standard library only).
+"""bashexec end-to-end test harness for Python tests (standard library only;
+records() and amqp() import Debian's pymongo and py-amqp when called).
 
     from harness import Stack
 
@@ -42,19 +43,6 @@ def _free_port():
                          env=dict(os.environ, BX_ROOT=ROOT), check=True,
                          capture_output=True, text=True)
     return int(out.stdout.strip())
-
-
-def wait_until(what, cond, timeout=30, interval=0.1):
-    """cond()'s first true value, polled every interval s; AssertionError
-    naming what after timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("%s: not after %ss" % (what, timeout))
-        time.sleep(interval)
 
 
 def descendants(pid):
@@ -110,7 +98,7 @@ class Worker:
 
     def wait_log(self, text, timeout=30):
         """Waits until the log holds text."""
-        return wait_until("%s logs %r" % (self.name, text), lambda: text in self.log(), timeout)
+        return wait_for("%s logs %r" % (self.name, text), lambda: text in self.log(), timeout)
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -213,13 +201,7 @@ class Stack:
         self._workers.append(w)
         return w
 
-    # ------------------------------------------------------------- services
-    def redis(self):
-        """A redis-py client of the stack's Redis (decoded strings)."""
-        import redis
-        return redis.Redis.from_url(self.env.get("BX_REDIS_URL", "redis://127.0.0.1:6379/0"),
-                                    decode_responses=True)
-
+    # ----------------------------------------------------- MongoDB, RabbitMQ
     def records(self, job_id):
         """The job's history records in MongoDB (a list: one, or none)."""
         import pymongo
@@ -242,29 +224,6 @@ class Stack:
         c.connect()
         return c
 
-    def queue_depth(self, queue="default"):
-        """Messages ready in the jobs queue of queue."""
-        c = self.amqp()
-        try:
-            ch = c.channel()
-            return ch.queue_declare("%s.jobs.%s" % (self.namespace, queue), passive=True).message_count
-        finally:
-            c.close()
-
-    def wait_state(self, job_id, states, timeout=60):
-        """The job's status once its state is one of states."""
-        states = {states} if isinstance(states, str) else set(states)
-        last = {}
-
-        def look():
-            status, body = self.request("GET", "/v1/jobs/" + job_id)
-            last["v"] = (status, body)
-            return body if status == 200 and body.get("state") in states else None
-        try:
-            return wait_until("job %s in %s" % (job_id, sorted(states)), look, timeout, 0.1)
-        except AssertionError as e:
-            raise AssertionError("%s; last %r" % (e, last.get("v")))
-
     def wait_record(self, job_id, cond=lambda r: True, timeout=30):
         """The job's one history record once cond(record) holds."""
         last = {}
@@ -275,7 +234,7 @@ class Stack:
             last["v"] = recs
             return recs[0] if recs and cond(recs[0]) else None
         try:
-            return wait_until("record of %s" % job_id, look, timeout, 0.3)
+            return wait_for("record of %s" % job_id, look, timeout)
         except AssertionError as e:
             raise AssertionError("%s; last %r" % (e, last.get("v")))
 
@@ -325,7 +284,9 @@ class Stack:
             time.sleep(0.2)
 
     def wait_state(self, job_id, states, timeout):
-        """The job once its state is one of states; AssertionError after timeout s."""
+        """The job once its state is one of states (a set, or one state's
+        name); AssertionError after timeout s."""
+        states = {states} if isinstance(states, str) else states
         deadline = time.monotonic() + timeout
         while True:
             body = self.job(job_id)

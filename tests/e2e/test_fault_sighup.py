@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from harness import Stack, wait_until
+from harness import Stack, wait_for
 
 
 def read(path):
@@ -21,13 +21,13 @@ def main():
     with Stack(workers=0) as s:
         path = os.path.join(s.run_dir, "logs", "rotated-worker.log")
         w = s.worker("w-hup", {"BX_LOG_FILE": path})
-        wait_until("worker connected", lambda: "event=amqp_connected" in read(path))
+        wait_for("worker connected", lambda: "event=amqp_connected" in read(path), 30)
         job = s.submit({"command": "for i in 1 2 3 4 5 6; do echo line $i; sleep 0.4; done"})["id"]
         s.wait_state(job, "running", 20)
 
         os.rename(path, path + ".1")     # what logrotate does
         w.signal(signal.SIGHUP)
-        wait_until("the reload logged to the new file", lambda: "event=reload" in read(path), 10)
+        wait_for("the reload logged to the new file", lambda: "event=reload" in read(path), 10)
 
         done = s.wait(job, 30)
         assert done["state"] == "succeeded" and done["attempt"] == 1, done

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from harness import Stack, alive, descendants, wait_until
+from harness import Stack, alive, descendants, wait_for
 
 
 def main():
@@ -21,7 +21,7 @@ def main():
         for j in short + [long_]:
             st = s.wait_state(j, "running", 30)
             assert st["worker"] == "w-old", st
-        tree = wait_until("the jobs' processes", lambda: len(descendants(a.pid)) >= 3 and descendants(a.pid))
+        tree = wait_for("the jobs' processes", lambda: len(descendants(a.pid)) >= 3 and descendants(a.pid), 10)
 
         a.signal(signal.SIGTERM)
         a.wait_log("event=draining")
