@@ -191,6 +191,8 @@ class Stack:
             env["BX_CONCURRENCY"] = str(args.concurrency)
         if args.lease_ms:
             env["BX_LEASE_MS"] = str(args.lease_ms)
+        if args.heartbeat_s is not None:
+            env["BX_AMQP_HEARTBEAT_S"] = str(args.heartbeat_s)
         self.env = env
         self.bin_dir = env.get("BX_BIN_DIR", os.path.join(ROOT, "bin"))
         self.token = None
@@ -886,6 +888,9 @@ def parse(argv):
     p.add_argument("--workers", type=int, default=2, help="workers of the stack (>= 2)")
     p.add_argument("--concurrency", type=int, default=4, help="BX_CONCURRENCY of each worker")
     p.add_argument("--lease-ms", type=int, default=0, help="BX_LEASE_MS (0: the default)")
+    p.add_argument("--heartbeat-s", type=int, default=None,
+                   help="the workers' BX_AMQP_HEARTBEAT_S (default: theirs); with --lease-ms "
+                        "below --stall-s, a stalled worker's jobs are taken over")
     p.add_argument("--faults", default="",
                    help="comma-separated plan, e.g. kill,rabbitmq,redis,mongo (default: by mode)")
     p.add_argument("--kinds", default="",
