@@ -3,8 +3,8 @@
  * Submission order is what makes "never a 202 for a job that is not in
  * RabbitMQ" hold: the idempotency key (SET NX), then the "queued" status
  * in Redis, then the publish; 202 only after the confirm. When the publish
- * fails the status and the key are taken back, so the id reads as never
- * accepted (404) and a retry with the same key makes a new job. */
+ * fails the key is taken back, so a retry with the same key makes a new
+ * job, and the id gets a final "rejected" status (see undo_script). */
 #include "handlers_jobs.h"
 
 #include <ctype.h>
@@ -50,12 +50,21 @@ static int reject_log_ok(void)
     return 0;
 }
 
-/* Deletes the "queued" status of a job that was never accepted, unless a
- * worker got it anyway and moved it on, and the idempotency key (KEYS[2])
- * if it still names this job. */
+/* Marks a job that was answered 503 "rejected" (final, kept for the
+ * status TTL) where its status is missing or still the first "queued",
+ * and deletes the idempotency key (KEYS[2]) if it still names this job.
+ * A status a worker moved on is left alone. Not a DEL: the "queued" write
+ * this undoes may still be on its way, sent by the publisher on another
+ * connection to a Redis that stalled; it runs after this script once
+ * Redis resumes, and a final status is what status_put never overwrites
+ * within an attempt. ARGV: job id, the "rejected" doc ("" when no status
+ * was ever sent: then only the key goes), ttl. */
 static const char undo_script[] =
     "local st = redis.call('HMGET', KEYS[1], 'state', 'attempt')\n"
-    "if st[1] == 'queued' and st[2] == '1' then redis.call('DEL', KEYS[1]) end\n"
+    "if ARGV[2] ~= '' and (not st[1] or (st[1] == 'queued' and st[2] == '1')) then\n"
+    "  redis.call('HSET', KEYS[1], 'state', 'rejected', 'attempt', '1', 'doc', ARGV[2], 'terminal', '1')\n"
+    "  if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end\n"
+    "end\n"
     "if KEYS[2] and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
     "return 1\n";
 
@@ -93,12 +102,36 @@ static void reply_doc(http_req *req, unsigned status)
 
 /* --- POST /v1/jobs ------------------------------------------------------------ */
 
-static void undo_submit(http_req *req)
+/* The final status of a job answered 503: its "queued" doc (req->doc)
+ * turned "rejected", with why. New string, or NULL. */
+static char *rejected_doc(http_req *req, const char *why)
 {
-    char key[NAME_MAX_LEN], err[256];
+    json_t *d = req->doc ? json_loads(req->doc, 0, NULL) : NULL;
+    if (!json_is_object(d)) {
+        json_decref(d);
+        d = json_pack("{s:s}", "id", req->job_id);
+    }
+    if (!d)
+        return NULL;
+    json_object_set_new(d, "state", json_string(ST_REJECTED));
+    json_object_set_new(d, "reason", json_string(why));
+    event_set_time(d, "finished_at", clock_wall_ms());
+    char *s = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    return s;
+}
+
+/* Takes back a submission that was not accepted: the idempotency key,
+ * and, when its "queued" status may have been sent (status_sent), marks
+ * the job rejected for why. */
+static void undo_submit(http_req *req, int status_sent, const char *why)
+{
+    char key[NAME_MAX_LEN], err[256], ttl[16];
     name_key(key, sizeof key, req->app->cfg->ns, "job", req->job_id);
-    const char *argv[6];
-    size_t len[6];
+    snprintf(ttl, sizeof ttl, "%d", req->app->cfg->status_ttl_s);
+    char *doc = status_sent ? rejected_doc(req, why) : NULL;
+    const char *argv[8];
+    size_t len[8];
     int argc = 0;
     argv[argc++] = "EVAL";
     argv[argc++] = undo_script;
@@ -107,13 +140,18 @@ static void undo_submit(http_req *req)
     if (req->idem_key)
         argv[argc++] = req->idem_key;
     argv[argc++] = req->job_id;
+    argv[argc++] = doc ? doc : "";
+    argv[argc++] = ttl;
     for (int i = 0; i < argc; i++)
         len[i] = strlen(argv[i]);
     bx_redis *r = rconn_get();
     redisReply *rep = r ? rds_cmdargv(r, err, sizeof err, argc, argv, len) : NULL;
     if (!rep)
         LOGE("event=submit_undo_failed id=%s err=%s", req->job_id, log_q(r ? err : "out of memory"));
+    else if (status_sent && !doc)
+        LOGE("event=submit_undo_failed id=%s err=\"out of memory\"", req->job_id);
     freeReplyObject(rep);
+    free(doc);
 }
 
 static void submit_done(http_req *req)
@@ -133,7 +171,9 @@ static void submit_done(http_req *req)
         reply_doc(req, 202);
         return;
     }
-    undo_submit(req);
+    char why[300];
+    snprintf(why, sizeof why, "not queued (answered 503): %s", req->pub_err);
+    undo_submit(req, 1, why);
     atomic_fetch_add(&app->jobs_unavailable, 1);
     if (reject_log_ok())
         LOGW("event=job_rejected id=%s queue=%s request_id=%s reason=%s", req->job_id, req->queue,
@@ -280,7 +320,7 @@ void handle_submit(http_req *req)
     long depth = cfg->max_queue_depth > 0 ? publisher_queue_depth(app->pub, job.queue) : -1;
     if (depth >= 0 && depth >= cfg->max_queue_depth) {
         if (req->idem_key)
-            undo_submit(req);
+            undo_submit(req, 0, NULL);
         atomic_fetch_add(&app->jobs_rejected, 1);
         char why[200];
         snprintf(why, sizeof why, "queue full: %ld jobs (limit %d)", depth, cfg->max_queue_depth);
@@ -293,7 +333,7 @@ void handle_submit(http_req *req)
     if (!publisher_connected(app->pub)) {
         /* fail fast while RabbitMQ is away: no status is written */
         if (req->idem_key)
-            undo_submit(req);
+            undo_submit(req, 0, NULL);
         atomic_fetch_add(&app->jobs_unavailable, 1);
         if (reject_log_ok())
             LOGW("event=job_rejected queue=%s request_id=%s reason=\"rabbitmq is not connected\"",
