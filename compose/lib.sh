@@ -244,8 +244,11 @@ bx_purge_namespace() {
     [[ $ns =~ ^[A-Za-z0-9_.-]+$ ]] || { bx_log "purge: refusing odd namespace '$ns'"; return 1; }
     local re="^${ns//./\\.}([^A-Za-z0-9]|\$)"
 
-    # Redis first: it answers fast and holds the most.
-    if command -v redis-cli >/dev/null; then
+    # Redis first: it answers fast and holds the most. One started for RUN
+    # holds nothing else, and its data goes with RUN.
+    if [[ -n $run && -d $run/redis ]]; then
+        :
+    elif command -v redis-cli >/dev/null; then
         redis-cli -u "$redis" --scan --pattern "${ns}[^a-zA-Z0-9]*" 2>/dev/null |
             xargs -r -d '\n' -n 200 redis-cli -u "$redis" DEL >/dev/null 2>&1 ||
             bx_log "purge: could not delete Redis keys of $ns"

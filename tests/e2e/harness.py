@@ -15,8 +15,18 @@ token, and shares RabbitMQ, Redis and MongoDB with the other tests
 deletes the namespace's queues, exchanges and Redis keys, and, when the
 block raised, prints the tails of the stack's logs. A SIGTERM (the test
 runner's timeout) leaves the block the same way.
+
+A test that breaks a service asks for a private one, started by the stack
+in its run dir and stopped with it, never a shared one:
+
+    with Stack(workers=1, private=("redis",)) as s:
+        with s.paused("redis"):                          # SIGSTOP .. SIGCONT
+            ...
+        s.stop("bx-worker-1"); s.start("bx-worker-1")    # any process of the run dir
+        wait_for("the queue to drain", lambda: s.queue_depth() == 0, 30)
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -38,10 +48,30 @@ _PRIVATE = ("BX_METRICS_LISTEN", "BX_RUN_DIR", "BX_NAMESPACE", "BX_API_LISTEN", 
             "BX_API_URL", "BX_API_TOKEN")
 
 
+def lib_sh(script, *args, env=None, timeout=120):
+    """Runs script in bash with compose/lib.sh sourced; CompletedProcess
+    (output captured as text)."""
+    e = dict(env or os.environ, BX_ROOT=ROOT)
+    return subprocess.run(["bash", "-c", '. "$BX_ROOT/compose/lib.sh"; ' + script, "_"] + list(args),
+                          env=e, capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(what, cond, timeout, interval=0.1):
+    """cond()'s first true value, polled every interval s; AssertionError
+    naming what after timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s: not after %ss" % (what, timeout))
+        time.sleep(interval)
+
+
 def _free_port():
-    out = subprocess.run(["bash", "-c", '. "$1/compose/lib.sh"; bx_free_port', "_", ROOT],
-                         env=dict(os.environ, BX_ROOT=ROOT), check=True,
-                         capture_output=True, text=True)
+    out = lib_sh("bx_free_port", env=os.environ)
+    out.check_returncode()
     return int(out.stdout.strip())
 
 
@@ -117,6 +147,12 @@ class Worker:
             self.proc.wait(timeout=30)
 
 
+# A private service: the URL variable that points at it, and its URL.
+_SERVICES = {"rabbitmq": ("BX_AMQP_URL", "amqp://guest:guest@127.0.0.1:%d/"),
+             "redis": ("BX_REDIS_URL", "redis://127.0.0.1:%d/0"),
+             "mongo": ("BX_MONGO_URL", "mongodb://127.0.0.1:%d/")}
+
+
 def _namespace():
     name = os.path.splitext(os.path.basename(sys.argv[0] or "py"))[0]
     if name.startswith("test_"):
@@ -126,7 +162,9 @@ def _namespace():
 
 
 class Stack:
-    def __init__(self, workers=2, env=None):
+    def __init__(self, workers=2, env=None, private=()):
+        """private: services ("rabbitmq", "redis", "mongo") this stack starts
+        for itself on free ports, so that the test may stop or pause them."""
         self.workers = workers
         self.namespace = _namespace()
         base = os.environ.get("BX_TEST_TMPDIR") or tempfile.gettempdir()
@@ -142,10 +180,16 @@ class Stack:
         # test_security.py checks the default (a root worker runs them as
         # nobody) with env={"BX_RUN_AS": "nobody"}.
         self.env.setdefault("BX_RUN_AS", "-")
+        self.ports = {}
+        for svc in private:
+            var, url = _SERVICES[svc]
+            self.ports[svc] = _free_port()
+            self.env[var] = url % self.ports[svc]
         self.env.update(env or {})
         self.token = None
         self._old_term = None
         self._workers = []
+        self._children = []
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self):
@@ -183,6 +227,10 @@ class Stack:
             self.print_logs()
         for w in self._workers:
             w.stop()
+        for p in self._children:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         subprocess.run([STACK, "down"], env=self.env, stdout=subprocess.DEVNULL)
         subprocess.run([STACK, "purge"], env=self.env)
         subprocess.run(["rm", "-rf", self.run_dir])
@@ -238,9 +286,95 @@ class Stack:
         except AssertionError as e:
             raise AssertionError("%s; last %r" % (e, last.get("v")))
 
+    # ------------------------------------------------------------ processes
+    # A name is a pid file's: bx-api, bx-recorder, bx-worker-N, rabbitmq,
+    # redis, mongo, or one a test started with start().
+    def pid(self, name):
+        """The pid of the stack's process name while it runs, else None."""
+        r = lib_sh('bx_pidfile_pid "$1" "$2"', self.run_dir, name, env=self.env)
+        return int(r.stdout) if r.returncode == 0 else None
+
+    def kill(self, name, sig):
+        pid = self.pid(name)
+        assert pid, "%s is not running" % name
+        os.kill(pid, sig)
+        return pid
+
+    @contextlib.contextmanager
+    def paused(self, name):
+        """name stopped with SIGSTOP for the block, continued after it."""
+        self.kill(name, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.kill(name, signal.SIGCONT)
+
+    def stop(self, *names):
+        """SIGTERM, and SIGKILL after BX_STOP_TIMEOUT s (40) as compose/stack.sh does."""
+        lib_sh('run=$1; shift; bx_stop "$run" "$@"', self.run_dir, *names, env=self.env)
+
+    def start(self, name, binary=None, env=None):
+        """Starts a private service again (rabbitmq, redis, mongo) and
+        waits until it answers, or starts a bx binary (bx-worker, ...; by
+        default the one name begins with) as name. Returns its pid."""
+        if name in _SERVICES:
+            var = _SERVICES[name][0]
+            r = lib_sh('bx_ensure_%s "$1" "$2"' % name, self.run_dir, self.env[var],
+                       env=dict(self.env, **(env or {})))
+        else:
+            binary = binary or "-".join(name.split("-")[:2])
+            wid = "BX_WORKER_ID=%s " % name if binary == "bx-worker" else ""
+            r = lib_sh(wid + 'BX_FOREGROUND=1 bx_start "$1" "$2" "$3"', self.run_dir, name,
+                       os.path.join(BIN_DIR, binary), env=dict(self.env, **(env or {})))
+        assert r.returncode == 0, "could not start %s: %s" % (name, r.stderr)
+        return self.pid(name)
+
+    def spawn(self, name, binary, env=None):
+        """binary (bx-api, ...) as a child of the test, for its exit status:
+        a subprocess.Popen logging to the run dir's logs/name.log, with the
+        stack's environment and env; killed, if still running, when the
+        stack goes down."""
+        e = dict(self.env, BX_FOREGROUND="1",
+                 BX_API_TOKENS_FILE=os.path.join(self.run_dir, "api-tokens"))
+        e.update(env or {})
+        os.makedirs(os.path.join(self.run_dir, "logs"), exist_ok=True)
+        with open(os.path.join(self.run_dir, "logs", name + ".log"), "ab") as log:
+            p = subprocess.Popen([os.path.join(BIN_DIR, binary)], env=e, stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log)
+        self._children.append(p)
+        return p
+
+    def log(self, name):
+        """The log of the stack's process name so far ("" when none)."""
+        try:
+            with open(os.path.join(self.run_dir, "logs", name + ".log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def queue_depth(self, queue="default"):
+        """Messages ready in the namespace's jobs queue, by rabbitmqctl;
+        None when it cannot tell."""
+        ctl = os.path.join(self.run_dir, "rabbitmq", "rabbitmqctl")
+        if not os.access(ctl, os.X_OK):
+            ctl = os.environ.get("BX_RABBITMQCTL") or "rabbitmqctl"
+        name = "%s.jobs.%s" % (self.namespace, queue)
+        out = subprocess.run([ctl, "-q", "list_queues", "--no-table-headers", "name", "messages_ready"],
+                             capture_output=True, text=True, timeout=60).stdout
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 2 and f[0] == name:
+                return int(f[1])
+        return None
+
     # ------------------------------------------------------------------ API
     def request(self, method, path, body=None, auth=True, token=None, headers=None):
         """One API call: (HTTP status, parsed JSON body or raw text)."""
+        return self.request_full(method, path, body, auth, token, headers)[:2]
+
+    def request_full(self, method, path, body=None, auth=True, token=None, headers=None):
+        """One API call: (HTTP status, parsed JSON body or raw text, the
+        response's headers, an email.message.Message)."""
         data = None
         hdrs = dict(headers or {})
         if body is not None:
@@ -252,14 +386,14 @@ class Stack:
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
-                status, raw = resp.status, resp.read()
+                status, raw, got = resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
+            status, raw, got = e.code, e.read(), e.headers
         text = raw.decode("utf-8", "replace")
         try:
-            return status, json.loads(text) if text else None
+            return status, json.loads(text) if text else None, got
         except ValueError:
-            return status, text
+            return status, text, got
 
     def submit(self, job, expect=202):
         status, body = self.request("POST", "/v1/jobs", job)
@@ -307,18 +441,6 @@ class Stack:
             before = body["next"]
             if not before:
                 return ids
-
-
-def wait_for(what, cond, timeout):
-    """cond()'s first true value, polled; AssertionError naming what after timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("%s: not after %ss" % (what, timeout))
-        time.sleep(0.1)
 
 
 def free_port():
