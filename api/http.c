@@ -18,7 +18,7 @@
 
 struct http_server {
     struct MHD_Daemon *d;
-    int listen_fd; /* ours to close once MHD_quiesce_daemon gave it back, else -1 */
+    int quiesced;  /* the listening socket is closed: new connections are refused */
 };
 
 /* --- replies --------------------------------------------------------------- */
@@ -403,7 +403,6 @@ http_server *http_start(api_app *app, int listen_fd, unsigned threads, char *err
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    s->listen_fd = -1;
     s->d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_access, app,
@@ -424,21 +423,21 @@ http_server *http_start(api_app *app, int listen_fd, unsigned threads, char *err
 
 void http_quiesce(http_server *s)
 {
-    if (!s || s->listen_fd >= 0)
+    if (!s || s->quiesced)
         return;
+    /* Closed at once rather than at the end: connections made meanwhile
+     * are refused and go elsewhere, instead of waiting in the backlog for
+     * a server that will never accept them. */
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET)
-        s->listen_fd = fd;
+        close(fd);
+    s->quiesced = 1;
 }
 
 void http_stop(http_server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->d);
-    /* after a quiesce MHD leaves the listening socket to us; otherwise
-     * MHD_stop_daemon closed it */
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
+    MHD_stop_daemon(s->d); /* closes the listening socket unless quiesced */
     free(s);
 }

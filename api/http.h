@@ -64,7 +64,8 @@ typedef struct http_server http_server;
  * started, the caller still does on failure) with threads threads.
  * NULL + err. */
 http_server *http_start(api_app *app, int listen_fd, unsigned threads, char *err, size_t errlen);
-/* Stops accepting connections; requests on open ones still run. */
+/* Stops accepting connections and closes the listening socket, so that
+ * new ones are refused; requests on open ones still run. */
 void http_quiesce(http_server *s);
 /* Closes every connection and frees. */
 void http_stop(http_server *s);
