@@ -69,6 +69,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /* Nothing to reload (its logs go to syslog and stderr, which it does
+     * not open itself): a SIGHUP sent to the whole stack must not kill it. */
+    sigaction(SIGHUP, &sa, NULL);
 
     if (!(reg = metrics_new())) {
         snprintf(err, sizeof err, "out of memory");

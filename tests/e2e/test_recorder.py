@@ -14,6 +14,9 @@ what lands in MongoDB and in <ns>.dead:
     it cannot write (FerretDB down): once FerretDB is back it writes the
     batch, finds the connection gone when it acks, reconnects, and
     nothing is lost (needs rabbitmqctl: skipped without it)
+  - SIGHUP: ignored (nothing to reload), it goes on
+  - SIGTERM while events stream in: exit 0; each event is either in
+    MongoDB and acked, or back in the queue and not in MongoDB
   - SIGTERM: exit 0, everything acked
 
 Run by tests/run.sh with Debian's python3 (py-amqp and pymongo). Needs
@@ -320,6 +323,43 @@ def t_amqp_loss(w):
     assert log.count("event=amqp_lost") == 1, log.count("event=amqp_lost")
 
 
+def t_sighup(w):
+    w.rec.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert w.rec.proc.poll() is None, "exited on SIGHUP: %s" % w.rec.proc.returncode
+    w.sync()
+
+
+def t_shutdown_busy(w):
+    w.sync()
+    assert w.rec.stop() == 0
+    # a backlog, so that the signal comes while it is busy with it
+    n = 5000
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    for i in ids:
+        w.publish(event(i, labels={"suite": "busy"}))
+    w.rec.start()
+    wait_for("the first records", lambda: w.jobs.count_documents({"labels.suite": "busy"}) > 0, 30)
+    rc = w.rec.stop()
+    assert rc == 0, "exit %s" % rc
+    stored = {d["_id"] for d in w.jobs.find({"labels.suite": "busy"}, {"_id": 1})}
+    left = set()
+    while True:
+        m = w.ch.basic_get(NS + ".results", no_ack=True)
+        if m is None:
+            break
+        left.add(json.loads(m.body)["id"])
+    print("    SIGTERM with %d events published: %d recorded, %d back in the queue"
+          % (n, len(stored), len(left)))
+    both = stored & left
+    assert not both, "%d events written but not acked, e.g. %s" % (len(both), next(iter(both)))
+    assert stored | left == set(ids), "%d events lost" % len(set(ids) - stored - left)
+    assert left, "the recorder had written the whole backlog before the signal: nothing tested"
+    w.rec.start()
+    wait_for("the recorder to consume again", lambda: w.rec.log().count("event=amqp_connected") == 3, 20)
+    w.sync()
+
+
 def t_shutdown(w):
     w.sync()
     rc = w.rec.stop()
@@ -362,6 +402,8 @@ def main():
                          ("unstorable event dead-lettered, batch goes on", t_unstorable),
                          ("FerretDB down 10 s loses nothing", t_mongo_outage),
                          ("RabbitMQ connection lost while holding a batch", t_amqp_loss),
+                         ("SIGHUP ignored", t_sighup),
+                         ("SIGTERM mid-stream: written means acked", t_shutdown_busy),
                          ("SIGTERM: exit 0, all acked", t_shutdown)):
             if name.startswith("repeated") and not hasattr(w, "thousand"):
                 continue
