@@ -181,7 +181,10 @@ bx_ensure_rabbitmq() {
     echo '[].' >"$dir/enabled_plugins"
     # Jobs may run for hours with their message unacked; RabbitMQ's default
     # 30 min consumer_timeout would close the worker's channel under them.
-    printf '%s\n' 'consumer_timeout = 604800000' >"$dir/rabbitmq.conf"
+    # BX_RABBITMQ_CONSUMER_TIMEOUT_MS (7 days) lets a test make it short.
+    local ct=${BX_RABBITMQ_CONSUMER_TIMEOUT_MS:-604800000}
+    [[ $ct =~ ^[0-9]+$ ]] || { bx_log "error: BX_RABBITMQ_CONSUMER_TIMEOUT_MS must be a number of ms, not '$ct'"; return 1; }
+    printf 'consumer_timeout = %s\n' "$ct" >"$dir/rabbitmq.conf"
     # The Erlang cookie lives in HOME: the node gets one of its own, and
     # RUN/rabbitmq/rabbitmqctl reaches it with the same environment.
     {

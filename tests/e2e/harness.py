@@ -184,6 +184,11 @@ class Stack:
         for svc in private:
             var, url = _SERVICES[svc]
             self.ports[svc] = _free_port()
+            # RabbitMQ's Erlang distribution listens on port + 20000
+            # (compose/lib.sh): that one must be free too.
+            while svc == "rabbitmq" and lib_sh("bx_answers 127.0.0.1 $1", str(self.ports[svc] + 20000),
+                                               env=os.environ).returncode == 0:
+                self.ports[svc] = _free_port()
             self.env[var] = url % self.ports[svc]
         self.env.update(env or {})
         self.token = None
@@ -344,6 +349,13 @@ class Stack:
         self._children.append(p)
         return p
 
+    def rabbitmqctl(self, *args):
+        """rabbitmqctl args on the stack's private RabbitMQ; its output."""
+        ctl = os.path.join(self.run_dir, "rabbitmq", "rabbitmqctl")
+        r = subprocess.run([ctl, "-q"] + list(args), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, "rabbitmqctl %s: %s" % (" ".join(args), r.stderr)
+        return r.stdout
+
     def log(self, name):
         """The log of the stack's process name so far ("" when none)."""
         try:
@@ -352,14 +364,14 @@ class Stack:
         except FileNotFoundError:
             return ""
 
-    def queue_depth(self, queue="default"):
-        """Messages ready in the namespace's jobs queue, by rabbitmqctl;
-        None when it cannot tell."""
+    def queue_depth(self, queue="default", field="messages_ready"):
+        """Messages ready (or field: messages, messages_unacknowledged) in
+        the namespace's jobs queue, by rabbitmqctl; None when it cannot tell."""
         ctl = os.path.join(self.run_dir, "rabbitmq", "rabbitmqctl")
         if not os.access(ctl, os.X_OK):
             ctl = os.environ.get("BX_RABBITMQCTL") or "rabbitmqctl"
         name = "%s.jobs.%s" % (self.namespace, queue)
-        out = subprocess.run([ctl, "-q", "list_queues", "--no-table-headers", "name", "messages_ready"],
+        out = subprocess.run([ctl, "-q", "list_queues", "--no-table-headers", "name", field],
                              capture_output=True, text=True, timeout=60).stdout
         for line in out.splitlines():
             f = line.split()
