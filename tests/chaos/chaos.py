@@ -38,13 +38,17 @@ Then it waits (bounded) and checks, for every job answered 202:
                and its run is one of the reruns)
   crashed      a bx process this suite did not kill exited
 
+and, for every job not answered 202:
+
+  orphaned     its status in Redis is there and not final (a 503'd job
+               ends "rejected", or has no status)
+
 Each command first appends "<seq> <worker pid> <attempt>" to a marker file
 (bash -c's parent is the worker): that is how starts are counted and
 attributed. A queue of ours bound to "<ns>.events" keeps a copy of every
 result event. Informational counts: reran (reruns explained by a kill),
 ran_after_503 (a 503'd job that ran anyway: its confirm was lost, not the
-message, which the contract allows), orphaned (non-terminal statuses left
-in Redis by jobs that were not accepted; fatal with --strict), unknown (no
+message, which the contract allows), unknown (no
 HTTP answer: outcome unknown), other (answers neither 202 nor 503),
 dead_letters, events and nonterminal_events (result events whose state is
 not terminal), and the terminal states.
@@ -910,8 +914,6 @@ def parse(argv):
     p.add_argument("--http-timeout-s", type=float, default=30)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the run dir (logs, data)")
-    p.add_argument("--strict", action="store_true",
-                   help="also fail on orphaned statuses (non-terminal statuses of 503'd jobs)")
     a = p.parse_args(argv)
     a.jobs = a.jobs if a.jobs is not None else (300 if a.short else 5000)
     a.window_s = a.window_s if a.window_s is not None else (70 if a.short else 240)
@@ -1087,9 +1089,8 @@ def main(argv=None):
 
         fatal = {"lost": c["lost"], "duplicated": c["duplicated"], "stuck": c["stuck"],
                  "mismatched": c["mismatched"], "ghost": len(ghost), "ran_twice": len(ran_twice),
-                 "wrong_state": len(wrong_state), "crashed": len(crashed)}
-        if args.strict:
-            fatal["orphaned"] = len(orphans)
+                 "wrong_state": len(wrong_state), "crashed": len(crashed),
+                 "orphaned": len(orphans)}
         for item in wrong_state[:10]:
             note("wrong state (seq, kind, id, (state, attempt), expected): %r", item)
         for kind in ("stuck", "lost", "duplicated", "mismatched"):
@@ -1104,8 +1105,6 @@ def main(argv=None):
         parts = ["accepted=%d" % len(load.accepted), "rejected_503=%d" % len(load.rejected_503)]
         parts += ["%s=%d" % kv for kv in fatal.items()]
         parts += ["reran=%d" % reran, "ran_after_503=%d" % ran_after_503]
-        if not args.strict:
-            parts += ["orphaned=%d" % len(orphans)]
         parts += [
                   "unknown=%d" % len(load.unknown),
                   "other=%d" % sum(load.other.values()),

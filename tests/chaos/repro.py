@@ -5,21 +5,20 @@ Each scenario prints what it saw and "ok" or "BUG: ..."; the exit status is
 the number of scenarios that showed their bug. Not part of make test: these
 are for whoever fixes the code, and can become e2e tests once it is fixed.
 
-  /usr/bin/python3 tests/chaos/repro.py [retry-outage] [stale-event] [orphan-status]
+  /usr/bin/python3 tests/chaos/repro.py [retry-outage] [stale-event]
 
 retry-outage   A job with max_retries whose attempt fails while RabbitMQ is
                away must still be retried (here: succeed on attempt 2).
 stale-event    A duplicate delivery of a superseded attempt must not publish
                a non-terminal status as a result event, and a late
                non-terminal event must not overwrite a terminal record.
-orphan-status  A job answered 503 while Redis was paused must leave no
-               "queued" status behind.
+(orphan-status, a job answered 503 while Redis was paused left "queued",
+is tests/e2e/test_fault_orphan_status.py now.)
 """
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -154,47 +153,7 @@ def stale_event():
     return "; ".join(bugs) or None
 
 
-def orphan_status():
-    """A race (the undo of a 503 against the status write it undoes, on
-    two connections to a Redis that resumes): up to 5 rounds."""
-    with Env() as e:
-        st = e.stack
-        codes, accepted = {}, set()
-        lock = threading.Lock()
-
-        def client():
-            for _ in range(6):
-                code, doc, raw = e.client.post({"command": "true"})
-                with lock:
-                    codes[code] = codes.get(code, 0) + 1
-                    if code == "202":
-                        accepted.add(doc["id"])
-                time.sleep(0.3)
-
-        for rnd in range(5):
-            st.stop_redis()
-            try:
-                ts = [threading.Thread(target=client) for _ in range(8)]
-                for t in ts:
-                    t.start()
-                time.sleep(8)
-            finally:
-                st.cont_redis()
-            for t in ts:
-                t.join()
-            time.sleep(5)
-            orphans = chaos.orphaned_statuses(e.rds, st.ns, accepted)
-            print("  round %d, 48 submissions during an 8 s Redis pause: %s so far; non-terminal "
-                  "statuses of jobs not accepted: %d" % (rnd + 1, codes, len(orphans)))
-            if orphans:
-                for jid, state in orphans[:3]:
-                    e.grep_logs(jid)
-                return "%d job(s) answered 503 left a '%s' status in Redis for good" % (
-                    len(orphans), orphans[0][1])
-    return None
-
-
-SCENARIOS = {"retry-outage": retry_outage, "stale-event": stale_event, "orphan-status": orphan_status}
+SCENARIOS = {"retry-outage": retry_outage, "stale-event": stale_event}
 
 
 def main(argv):
