@@ -126,6 +126,11 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     log_open("bx-api", cfg.log_facility, cfg.foreground);
+    if (cfg.log_file[0] && log_set_file(cfg.log_file)) {
+        fprintf(stderr, "bx-api: BX_LOG_FILE '%s': %s\n", cfg.log_file, strerror(errno));
+        cfg_release(&cfg);
+        return EXIT_CONFIG;
+    }
     app.cfg = &cfg;
 
     /* Signals arrive through a signalfd read by this thread alone: block
@@ -197,6 +202,12 @@ int main(int argc, char **argv)
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo == SIGHUP) {
+                    /* after a rotation: the logs, then the tokens file */
+                    if (log_reopen()) {
+                        int e = errno;
+                        LOGE("event=reload_failed what=log_file path=%s error=%s",
+                             log_q(cfg.log_file), log_q(strerror(e)));
+                    }
                     long n = auth_store_reload(app.auth, cfg.api_tokens_file, err, sizeof err);
                     if (n < 0)
                         LOGE("event=tokens_reload_failed err=%s msg=\"keeping the old tokens\"", log_q(err));

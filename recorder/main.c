@@ -1,4 +1,5 @@
 /* bx-recorder — writes every result event into MongoDB (see rec.h). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,18 @@
 #include "statusd.h"
 #include "store.h"
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reopen_flag;
 
 static void on_stop(int sig)
 {
     (void)sig;
     stop_flag = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reopen_flag = 1;
 }
 
 /* /metrics, /healthz and /readyz on BX_METRICS_LISTEN, when set. The
@@ -61,17 +68,21 @@ int main(int argc, char **argv)
         return 2;
     }
     log_open("bx-recorder", cfg.log_facility, cfg.foreground);
+    if (cfg.log_file[0] && log_set_file(cfg.log_file)) {
+        fprintf(stderr, "bx-recorder: BX_LOG_FILE '%s': %s\n", cfg.log_file, strerror(errno));
+        cfg_release(&cfg);
+        return 2;
+    }
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup; /* after a rotation: rec_run reopens the logs */
+    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    /* Nothing to reload (its logs go to syslog and stderr, which it does
-     * not open itself): a SIGHUP sent to the whole stack must not kill it. */
-    sigaction(SIGHUP, &sa, NULL);
 
     if (!(reg = metrics_new())) {
         snprintf(err, sizeof err, "out of memory");
@@ -86,7 +97,7 @@ int main(int argc, char **argv)
         rec_obs_release(&obs);
         goto startup_failed;
     }
-    rc = rec_run(&cfg, store, &obs, &stop_flag) == 0 ? 0 : 1;
+    rc = rec_run(&cfg, store, &obs, &stop_flag, &reopen_flag) == 0 ? 0 : 1;
     statusd_stop(sd); /* before what its thread reads goes */
     rec_obs_release(&obs);
     goto out;

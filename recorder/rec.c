@@ -525,7 +525,8 @@ static int flush(rec *r, char *err, size_t errlen)
     return 0;
 }
 
-int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomic_t *stop)
+int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomic_t *stop,
+            volatile sig_atomic_t *reopen)
 {
     rec r = {.cfg = cfg, .store = store, .obs = obs, .stop = stop};
     char err[512];
@@ -554,6 +555,15 @@ int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomi
     }
 
     while (!*stop) {
+        if (*reopen) {
+            *reopen = 0;
+            if (log_reopen()) {
+                int e = errno;
+                LOGE("event=reload_failed what=log_file path=%s error=%s", log_q(cfg->log_file),
+                     log_q(strerror(e)));
+            }
+            LOGI("event=reload log_file=%s", cfg->log_file[0] ? log_q(cfg->log_file) : "-");
+        }
         if (!r.in) {
             if (amqp_open(&r, err, sizeof err) < 0) {
                 obs_amqp(&r, err);

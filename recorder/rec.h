@@ -42,10 +42,12 @@ int rec_obs_ready(void *ud, statusd_check *checks, int max);
 
 /* Runs until *stop is set (by a signal handler), then writes and acks
  * what it holds (one attempt, none while MongoDB is down: what is not
- * acked RabbitMQ delivers again), closes and returns 0.
+ * acked RabbitMQ delivers again), closes and returns 0. When *reopen is
+ * set (SIGHUP) it clears it and reopens the logs (log_reopen).
  * store and obs are borrowed. Never gives up on a service that is down:
  * it logs and retries with backoff. */
-int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomic_t *stop);
+int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomic_t *stop,
+            volatile sig_atomic_t *reopen);
 
 /* Milliseconds since the epoch of an RFC 3339 UTC time as clock_rfc3339
  * writes it (fraction optional); -1 when s is not one. */

@@ -380,13 +380,14 @@ class Stack:
         return None
 
     # ------------------------------------------------------------------ API
-    def request(self, method, path, body=None, auth=True, token=None, headers=None):
+    def request(self, method, path, body=None, auth=True, token=None, headers=None, base=None):
         """One API call: (HTTP status, parsed JSON body or raw text)."""
-        return self.request_full(method, path, body, auth, token, headers)[:2]
+        return self.request_full(method, path, body, auth, token, headers, base)[:2]
 
-    def request_full(self, method, path, body=None, auth=True, token=None, headers=None):
+    def request_full(self, method, path, body=None, auth=True, token=None, headers=None, base=None):
         """One API call: (HTTP status, parsed JSON body or raw text, the
-        response's headers, an email.message.Message)."""
+        response's headers, an email.message.Message). base: another API
+        than the stack's (http://host:port)."""
         data = None
         hdrs = dict(headers or {})
         if body is not None:
@@ -395,7 +396,7 @@ class Stack:
         tok = token if token is not None else (self.token if auth else None)
         if tok:
             hdrs["Authorization"] = "Bearer " + tok
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        req = urllib.request.Request((base or self.url) + path, data=data, method=method, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 status, raw, got = resp.status, resp.read(), resp.headers

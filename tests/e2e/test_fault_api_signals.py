@@ -3,8 +3,8 @@
 SIGTERM: a POST whose body is still arriving when the signal comes gets
 its 202 and its job runs; new connections are refused from the signal on;
 the API exits 0 once the request is done.
-SIGHUP: the tokens file is read again: a token added to it works without
-a restart, and the API keeps serving.
+SIGHUP: the tokens file is read again (a token added to it works without
+a restart), and the log file of BX_LOG_FILE, moved away, is opened anew.
 
 The API under test is a second bx-api of the stack, a child of this test
 (for its exit status), beside the stack's own.
@@ -90,19 +90,36 @@ def test_sigterm(s):
 
 
 def test_sighup(s):
+    """The tokens file and, with BX_LOG_FILE, the log file after a rotation."""
+    port = free_port()
+    log = os.path.join(s.run_dir, "logs", "api-hup.log")
+    api = s.spawn("bx-api-hup", "bx-api", {"BX_API_LISTEN": "127.0.0.1:%d" % port,
+                                           "BX_LOG_FILE": log})
+    url = "http://127.0.0.1:%d" % port
+
+    def read(path):
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+    wait_for("the API to start", lambda: "event=api_started" in read(log), 30)
     tokens = os.path.join(s.run_dir, "api-tokens")
     new = "f" * 40
-    status, _ = s.request("GET", "/v1/workers", token=new)
+    status, _ = s.request("GET", "/v1/workers", token=new, base=url)
     assert status == 401, status
     with open(tokens, "a") as f:
         f.write("ops sha256:%s read\n" % hashlib.sha256(new.encode()).hexdigest())
-    s.kill("bx-api", signal.SIGHUP)
-    wait_for("the reload", lambda: "event=tokens_reloaded" in s.log("bx-api"), 10)
-    status, body = s.request("GET", "/v1/workers", token=new)
+    os.rename(log, log + ".1")  # logrotate's move
+    api.send_signal(signal.SIGHUP)
+    wait_for("the reload logged in a new log file", lambda: "event=tokens_reloaded" in read(log), 10)
+    assert "event=tokens_reloaded" not in read(log + ".1")
+    status, body = s.request("GET", "/v1/workers", token=new, base=url)
     assert status == 200, (status, body)
-    assert s.pid("bx-api"), "bx-api exited on SIGHUP"
-    s.submit({"command": "true"})
-    print("ok SIGHUP: the tokens file reloaded", file=sys.stderr)
+    assert api.poll() is None, "bx-api exited on SIGHUP"
+    api.send_signal(signal.SIGTERM)
+    assert api.wait(20) == 0
+    print("ok SIGHUP: tokens file reloaded, log file reopened", file=sys.stderr)
 
 
 def main():

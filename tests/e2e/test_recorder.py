@@ -14,7 +14,7 @@ what lands in MongoDB and in <ns>.dead:
     it cannot write (FerretDB down): once FerretDB is back it writes the
     batch, finds the connection gone when it acks, reconnects, and
     nothing is lost (needs rabbitmqctl: skipped without it)
-  - SIGHUP: ignored (nothing to reload), it goes on
+  - SIGHUP: it reopens its logs and goes on
   - SIGTERM while events stream in: exit 0; each event is either in
     MongoDB and acked, or back in the queue and not in MongoDB
   - SIGTERM: exit 0, everything acked
@@ -325,7 +325,7 @@ def t_amqp_loss(w):
 
 def t_sighup(w):
     w.rec.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    wait_for("the reload", lambda: "event=reload" in w.rec.log(), 10)
     assert w.rec.proc.poll() is None, "exited on SIGHUP: %s" % w.rec.proc.returncode
     w.sync()
 
@@ -402,7 +402,7 @@ def main():
                          ("unstorable event dead-lettered, batch goes on", t_unstorable),
                          ("FerretDB down 10 s loses nothing", t_mongo_outage),
                          ("RabbitMQ connection lost while holding a batch", t_amqp_loss),
-                         ("SIGHUP ignored", t_sighup),
+                         ("SIGHUP reopens the logs", t_sighup),
                          ("SIGTERM mid-stream: written means acked", t_shutdown_busy),
                          ("SIGTERM: exit 0, all acked", t_shutdown)):
             if name.startswith("repeated") and not hasattr(w, "thousand"):
