@@ -663,8 +663,42 @@ static void write_statuses(publisher *p, pub_msg **b, size_t n, int *ok)
     }
 }
 
-/* Publishes everything queued, a batch at a time, reading confirms now
- * and then. 0, or -1 + err when the connection broke. */
+/* Hands the chunk b[0..n) over after its publishes (under mu): a
+ * message published (ok) goes to pending, a failed one is resolved, one
+ * resolved meanwhile by its deadline loses our reference. */
+static void settle(publisher *p, pub_msg **b, const int *ok, const uint64_t *seq, size_t n)
+{
+    pub_msg *fire = NULL, *drop[BATCH_MAX];
+    size_t ndrop = 0;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < n; i++) {
+        pub_msg *m = b[i];
+        if (m->state) {
+            drop[ndrop++] = m; /* resolved by its deadline: fire_all ran */
+            continue;
+        }
+        list_remove(&p->sending, m);
+        m->where = W_NONE;
+        if (ok[i]) {
+            m->seq = seq[i];
+            m->where = W_PENDING;
+            list_push(&p->pending, m); /* our reference goes with it */
+        } else {
+            resolve_locked(p, m, 0, m->why[0] ? m->why : "not published", &fire);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < ndrop; i++)
+        pub_msg_free(drop[i]);
+    fire_all(fire);
+}
+
+/* Publishes everything queued, a batch at a time, reading confirms after
+ * every DRAIN_EVERY publishes. Each chunk is settled (its messages put in
+ * pending) before any frame is read: a confirm finds its message only in
+ * pending, so a confirm read while its message was still being sent was
+ * lost, and the message failed by its deadline. 0, or -1 + err when the
+ * connection broke. */
 static int pump(publisher *p, char *err, size_t errlen)
 {
     pub_msg *b[BATCH_MAX];
@@ -686,56 +720,37 @@ static int pump(publisher *p, char *err, size_t errlen)
 
         for (size_t i = 0; i < n; i++) {
             ok[i] = 1;
+            seq[i] = 0;
             b[i]->why[0] = 0;
         }
         write_statuses(p, b, n, ok);
 
-        int broken = 0, published = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (broken) {
+        int broken = 0;
+        for (size_t from = 0; from < n; from += DRAIN_EVERY) {
+            size_t to = from + DRAIN_EVERY < n ? from + DRAIN_EVERY : n;
+            for (size_t i = from; i < to; i++) {
+                if (broken) {
+                    ok[i] = 0;
+                    snprintf(b[i]->why, sizeof b[i]->why, "%s", err);
+                    continue;
+                }
+                if (!ok[i] || resolved(p, b[i]))
+                    continue;
+                int rc = send_one(p, b[i], b[i]->why, sizeof b[i]->why);
+                if (rc == SEND_OK) {
+                    seq[i] = p->next_seq;
+                    continue;
+                }
                 ok[i] = 0;
-                snprintf(b[i]->why, sizeof b[i]->why, "%s", err);
-                continue;
-            }
-            if (!ok[i] || resolved(p, b[i]))
-                continue;
-            int rc = send_one(p, b[i], b[i]->why, sizeof b[i]->why);
-            if (rc == SEND_OK) {
-                seq[i] = p->next_seq;
-                if (++published % DRAIN_EVERY == 0 && read_frames(p, err, errlen))
+                if (rc == SEND_CONN_FAILED) {
+                    snprintf(err, errlen, "%s", b[i]->why);
                     broken = 1;
-                continue;
+                }
             }
-            ok[i] = 0;
-            if (rc == SEND_CONN_FAILED) {
-                snprintf(err, errlen, "%s", b[i]->why);
+            settle(p, b + from, ok + from, seq + from, to - from);
+            if (!broken && to < n && read_frames(p, err, errlen))
                 broken = 1;
-            }
         }
-
-        pub_msg *fire = NULL, *drop[BATCH_MAX];
-        size_t ndrop = 0;
-        pthread_mutex_lock(&p->mu);
-        for (size_t i = 0; i < n; i++) {
-            pub_msg *m = b[i];
-            if (m->state) {
-                drop[ndrop++] = m; /* resolved by its deadline: fire_all ran */
-                continue;
-            }
-            list_remove(&p->sending, m);
-            m->where = W_NONE;
-            if (ok[i]) {
-                m->seq = seq[i];
-                m->where = W_PENDING;
-                list_push(&p->pending, m); /* our reference goes with it */
-            } else {
-                resolve_locked(p, m, 0, m->why[0] ? m->why : "not published", &fire);
-            }
-        }
-        pthread_mutex_unlock(&p->mu);
-        for (size_t i = 0; i < ndrop; i++)
-            pub_msg_free(drop[i]);
-        fire_all(fire);
         if (broken)
             return -1;
     }
