@@ -7,6 +7,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "rec.h"
 #include "statusd.h"
@@ -61,6 +62,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_open("bx-recorder", cfg.log_facility, cfg.foreground);
+    memtrim_setup();
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;

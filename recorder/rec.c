@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "event.h"
 #include "log.h"
+#include "memtrim.h"
 #include "names.h"
 
 #define REC_IDLE_MS 250         /* longest wait for a delivery: how soon a stop is seen */
@@ -564,7 +565,10 @@ int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomi
         obs_mongo(&r, err); /* likely down: the first ping says for sure */
     }
 
+    memtrim trim = {0};
     while (!*stop) {
+        if (r.b.n == 0)
+            memtrim_tick(&trim, r.written + r.dead_lettered, clock_mono_ms());
         if (!r.in) {
             if (amqp_open(&r, err, sizeof err) < 0) {
                 obs_amqp(&r, err);
