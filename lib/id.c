@@ -1,9 +1,9 @@
 /* id — UUIDv7 (RFC 9562): 48 bits of ms time, then random bits. Within one
  * ms a per-thread counter in rand_a keeps ids from one thread ordered.
  *
- * The API makes two or three ids per request: the random bits come from
- * a per-thread buffer that one getrandom refills every 16 ids, and the
- * text is written from a table, not by a 16-argument snprintf. */
+ * The API makes two ids and a trace context per submission: the random
+ * bits come from a per-thread buffer that one getrandom refills every few
+ * requests, and the text is written from a table, not by snprintf. */
 #include "id.h"
 
 #include <stdio.h>
@@ -28,11 +28,34 @@ static void random_bytes(unsigned char *b, size_t n)
     left -= n;
 }
 
+static const char hex[] = "0123456789abcdef";
+
+/* n bytes as 2n lowercase hex digits; returns the end. */
+static char *put_hex(char *o, const unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 0x0f];
+    }
+    return o;
+}
+
+void id_traceparent(char out[ID_TRACEPARENT_LEN])
+{
+    unsigned char b[24];
+    random_bytes(b, sizeof b);
+    char *o = out;
+    memcpy(o, "00-", 3);
+    o = put_hex(o + 3, b, 16);
+    *o++ = '-';
+    o = put_hex(o, b + 16, 8);
+    memcpy(o, "-01", 4);
+}
+
 void id_new(char out[ID_LEN])
 {
     static _Thread_local int64_t last_ms;
     static _Thread_local unsigned seq;
-    static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     random_bytes(b, sizeof b);
     int64_t ms = clock_wall_ms();
@@ -51,13 +74,15 @@ void id_new(char out[ID_LEN])
     b[6] = (unsigned char)(0x70 | ((seq >> 8) & 0x0f));
     b[7] = (unsigned char)seq;
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
-    char *o = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        *o++ = hex[b[i] >> 4];
-        *o++ = hex[b[i] & 0x0f];
-    }
+    char *o = put_hex(out, b, 4);
+    *o++ = '-';
+    o = put_hex(o, b + 4, 2);
+    *o++ = '-';
+    o = put_hex(o, b + 6, 2);
+    *o++ = '-';
+    o = put_hex(o, b + 8, 2);
+    *o++ = '-';
+    o = put_hex(o, b + 10, 6);
     *o = 0;
 }
 
