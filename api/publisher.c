@@ -113,6 +113,8 @@ struct publisher {
     uint64_t ret_left;   /* body bytes of it still to come */
     char ret_text[128];
     int64_t next_depth_ms;
+    uint64_t last_ack;    /* the highest tag RabbitMQ confirmed on this connection */
+    int64_t last_frame_ms; /* when a frame last came (monotonic) */
 };
 
 /* --- messages --------------------------------------------------------- */
@@ -573,10 +575,13 @@ static int read_frames(publisher *p, char *err, size_t errlen)
             snprintf(err, errlen, "rabbitmq connection lost: %s", amqp_error_string2(st));
             return -1;
         }
+        p->last_frame_ms = clock_mono_ms();
         if (f.frame_type == AMQP_FRAME_METHOD) {
             switch (f.payload.method.id) {
             case AMQP_BASIC_ACK_METHOD: {
                 amqp_basic_ack_t *m = f.payload.method.decoded;
+                if (m->delivery_tag > p->last_ack)
+                    p->last_ack = m->delivery_tag;
                 on_confirm(p, m->delivery_tag, m->multiple, 1, &fire);
                 break;
             }
@@ -853,6 +858,8 @@ static void *publisher_main(void *arg)
                 continue;
             }
             p->next_seq = 0;
+            p->last_ack = 0;
+            p->last_frame_ms = now;
             pthread_mutex_lock(&p->mu);
             p->connected = 1;
             timeouts_seen = p->confirm_timeouts;
@@ -875,9 +882,17 @@ static void *publisher_main(void *arg)
         pthread_mutex_lock(&p->mu);
         int overdue = p->confirm_timeouts != timeouts_seen;
         timeouts_seen = p->confirm_timeouts;
+        size_t npending = p->pending.n;
+        uint64_t oldest = p->pending.head ? p->pending.head->seq : 0;
         pthread_mutex_unlock(&p->mu);
-        if (overdue)
+        if (overdue) {
+            /* what tells a silent RabbitMQ from a confirm we missed */
+            LOGW("event=confirm_overdue published=%llu confirmed_to=%llu pending=%zu oldest_pending=%llu "
+                 "last_frame_ms_ago=%lld",
+                 (unsigned long long)p->next_seq, (unsigned long long)p->last_ack, npending,
+                 (unsigned long long)oldest, (long long)(now - p->last_frame_ms));
             snprintf(err, sizeof err, "rabbitmq did not confirm within %d ms", p->timeout_ms);
+        }
         if (overdue || pump(p, err, sizeof err) ||
             (p->depth_check_ms > 0 && !stopping && now >= p->next_depth_ms && check_depths(p))) {
             if (!err[0])
