@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "access.h"
 #include "audit.h"
@@ -252,19 +251,10 @@ void handle_submit(http_req *req)
     if (tp && traceparent_ok(tp)) {
         json_object_set_new(job.doc, "traceparent", json_string(tp));
     } else {
-        /* a trace starts here: W3C version 00, random trace and span ids */
-        unsigned char b[24];
-        char gen[64];
-        if (getrandom(b, sizeof b, 0) == (ssize_t)sizeof b) {
-            int o = snprintf(gen, sizeof gen, "00-");
-            for (int i = 0; i < 16; i++)
-                o += snprintf(gen + o, sizeof gen - (size_t)o, "%02x", b[i]);
-            o += snprintf(gen + o, sizeof gen - (size_t)o, "-");
-            for (int i = 16; i < 24; i++)
-                o += snprintf(gen + o, sizeof gen - (size_t)o, "%02x", b[i]);
-            snprintf(gen + o, sizeof gen - (size_t)o, "-01");
-            json_object_set_new(job.doc, "traceparent", json_string(gen));
-        }
+        /* a trace starts here */
+        char gen[ID_TRACEPARENT_LEN];
+        id_traceparent(gen);
+        json_object_set_new(job.doc, "traceparent", json_string(gen));
     }
     id_new(req->job_id);
     int64_t now = clock_wall_ms();

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "memtrim.h"
 #include "publisher.h"
 #include "rconn.h"
 #include "sse.h"
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     app.cfg = &cfg;
+    memtrim_setup();
 
     /* Signals arrive through a signalfd read by this thread alone: block
      * them before any thread starts, so every thread inherits the mask. */
@@ -196,6 +198,7 @@ int main(int argc, char **argv)
          log_q(cfg.ns), threads, ntokens, (long)getpid());
 
     int stop_sig = 0;
+    memtrim trim = {0};
     while (!stop_sig) {
         struct pollfd pf = {sfd, POLLIN, 0};
         if (poll(&pf, 1, TICK_MS) > 0) {
@@ -219,6 +222,10 @@ int main(int argc, char **argv)
             }
         }
         publisher_sweep(app.pub);
+        uint64_t answered = 0;
+        for (int i = 1; i <= 5; i++)
+            answered += atomic_load(&app.responses[i]);
+        memtrim_tick(&trim, answered, clock_mono_ms());
     }
 
     LOGI("event=api_stopping signal=%s inflight=%ld", strsignal(stop_sig), atomic_load(&app.inflight));

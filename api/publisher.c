@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -111,6 +113,8 @@ struct publisher {
     uint64_t ret_left;   /* body bytes of it still to come */
     char ret_text[128];
     int64_t next_depth_ms;
+    uint64_t last_ack;    /* the highest tag RabbitMQ confirmed on this connection */
+    int64_t last_frame_ms; /* when a frame last came (monotonic) */
 };
 
 /* --- messages --------------------------------------------------------- */
@@ -571,10 +575,13 @@ static int read_frames(publisher *p, char *err, size_t errlen)
             snprintf(err, errlen, "rabbitmq connection lost: %s", amqp_error_string2(st));
             return -1;
         }
+        p->last_frame_ms = clock_mono_ms();
         if (f.frame_type == AMQP_FRAME_METHOD) {
             switch (f.payload.method.id) {
             case AMQP_BASIC_ACK_METHOD: {
                 amqp_basic_ack_t *m = f.payload.method.decoded;
+                if (m->delivery_tag > p->last_ack)
+                    p->last_ack = m->delivery_tag;
                 on_confirm(p, m->delivery_tag, m->multiple, 1, &fire);
                 break;
             }
@@ -663,8 +670,52 @@ static void write_statuses(publisher *p, pub_msg **b, size_t n, int *ok)
     }
 }
 
-/* Publishes everything queued, a batch at a time, reading confirms now
- * and then. 0, or -1 + err when the connection broke. */
+/* Corks the connection's socket while a chunk is published: rabbitmq-c
+ * writes each message with a send of its own, and on loopback every send
+ * goes through the TCP stack, RabbitMQ's side included, on its own; a
+ * cork makes the chunk one segment. A failure only costs that saving. */
+static void cork(publisher *p, int on)
+{
+    if (setsockopt(amqpc_fd(p->a), IPPROTO_TCP, TCP_CORK, &on, sizeof on))
+        LOGD("event=tcp_cork_failed err=%s", log_q(strerror(errno)));
+}
+
+/* Hands the chunk b[0..n) over after its publishes (under mu): a
+ * message published (ok) goes to pending, a failed one is resolved, one
+ * resolved meanwhile by its deadline loses our reference. */
+static void settle(publisher *p, pub_msg **b, const int *ok, const uint64_t *seq, size_t n)
+{
+    pub_msg *fire = NULL, *drop[BATCH_MAX];
+    size_t ndrop = 0;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < n; i++) {
+        pub_msg *m = b[i];
+        if (m->state) {
+            drop[ndrop++] = m; /* resolved by its deadline: fire_all ran */
+            continue;
+        }
+        list_remove(&p->sending, m);
+        m->where = W_NONE;
+        if (ok[i]) {
+            m->seq = seq[i];
+            m->where = W_PENDING;
+            list_push(&p->pending, m); /* our reference goes with it */
+        } else {
+            resolve_locked(p, m, 0, m->why[0] ? m->why : "not published", &fire);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < ndrop; i++)
+        pub_msg_free(drop[i]);
+    fire_all(fire);
+}
+
+/* Publishes everything queued, a batch at a time, reading confirms after
+ * every DRAIN_EVERY publishes. Each chunk is settled (its messages put in
+ * pending) before any frame is read: a confirm finds its message only in
+ * pending, so a confirm read while its message was still being sent was
+ * lost, and the message failed by its deadline. 0, or -1 + err when the
+ * connection broke. */
 static int pump(publisher *p, char *err, size_t errlen)
 {
     pub_msg *b[BATCH_MAX];
@@ -686,56 +737,42 @@ static int pump(publisher *p, char *err, size_t errlen)
 
         for (size_t i = 0; i < n; i++) {
             ok[i] = 1;
+            seq[i] = 0;
             b[i]->why[0] = 0;
         }
         write_statuses(p, b, n, ok);
 
-        int broken = 0, published = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (broken) {
+        int broken = 0;
+        for (size_t from = 0; from < n; from += DRAIN_EVERY) {
+            size_t to = from + DRAIN_EVERY < n ? from + DRAIN_EVERY : n;
+            int corked = !broken && to - from > 1;
+            if (corked)
+                cork(p, 1);
+            for (size_t i = from; i < to; i++) {
+                if (broken) {
+                    ok[i] = 0;
+                    snprintf(b[i]->why, sizeof b[i]->why, "%s", err);
+                    continue;
+                }
+                if (!ok[i] || resolved(p, b[i]))
+                    continue;
+                int rc = send_one(p, b[i], b[i]->why, sizeof b[i]->why);
+                if (rc == SEND_OK) {
+                    seq[i] = p->next_seq;
+                    continue;
+                }
                 ok[i] = 0;
-                snprintf(b[i]->why, sizeof b[i]->why, "%s", err);
-                continue;
-            }
-            if (!ok[i] || resolved(p, b[i]))
-                continue;
-            int rc = send_one(p, b[i], b[i]->why, sizeof b[i]->why);
-            if (rc == SEND_OK) {
-                seq[i] = p->next_seq;
-                if (++published % DRAIN_EVERY == 0 && read_frames(p, err, errlen))
+                if (rc == SEND_CONN_FAILED) {
+                    snprintf(err, errlen, "%s", b[i]->why);
                     broken = 1;
-                continue;
+                }
             }
-            ok[i] = 0;
-            if (rc == SEND_CONN_FAILED) {
-                snprintf(err, errlen, "%s", b[i]->why);
+            if (corked && !broken)
+                cork(p, 0);
+            settle(p, b + from, ok + from, seq + from, to - from);
+            if (!broken && to < n && read_frames(p, err, errlen))
                 broken = 1;
-            }
         }
-
-        pub_msg *fire = NULL, *drop[BATCH_MAX];
-        size_t ndrop = 0;
-        pthread_mutex_lock(&p->mu);
-        for (size_t i = 0; i < n; i++) {
-            pub_msg *m = b[i];
-            if (m->state) {
-                drop[ndrop++] = m; /* resolved by its deadline: fire_all ran */
-                continue;
-            }
-            list_remove(&p->sending, m);
-            m->where = W_NONE;
-            if (ok[i]) {
-                m->seq = seq[i];
-                m->where = W_PENDING;
-                list_push(&p->pending, m); /* our reference goes with it */
-            } else {
-                resolve_locked(p, m, 0, m->why[0] ? m->why : "not published", &fire);
-            }
-        }
-        pthread_mutex_unlock(&p->mu);
-        for (size_t i = 0; i < ndrop; i++)
-            pub_msg_free(drop[i]);
-        fire_all(fire);
         if (broken)
             return -1;
     }
@@ -821,6 +858,8 @@ static void *publisher_main(void *arg)
                 continue;
             }
             p->next_seq = 0;
+            p->last_ack = 0;
+            p->last_frame_ms = now;
             pthread_mutex_lock(&p->mu);
             p->connected = 1;
             timeouts_seen = p->confirm_timeouts;
@@ -843,9 +882,17 @@ static void *publisher_main(void *arg)
         pthread_mutex_lock(&p->mu);
         int overdue = p->confirm_timeouts != timeouts_seen;
         timeouts_seen = p->confirm_timeouts;
+        size_t npending = p->pending.n;
+        uint64_t oldest = p->pending.head ? p->pending.head->seq : 0;
         pthread_mutex_unlock(&p->mu);
-        if (overdue)
+        if (overdue) {
+            /* what tells a silent RabbitMQ from a confirm we missed */
+            LOGW("event=confirm_overdue published=%llu confirmed_to=%llu pending=%zu oldest_pending=%llu "
+                 "last_frame_ms_ago=%lld",
+                 (unsigned long long)p->next_seq, (unsigned long long)p->last_ack, npending,
+                 (unsigned long long)oldest, (long long)(now - p->last_frame_ms));
             snprintf(err, sizeof err, "rabbitmq did not confirm within %d ms", p->timeout_ms);
+        }
         if (overdue || pump(p, err, sizeof err) ||
             (p->depth_check_ms > 0 && !stopping && now >= p->next_depth_ms && check_depths(p))) {
             if (!err[0])

@@ -1,5 +1,9 @@
 /* id — UUIDv7 (RFC 9562): 48 bits of ms time, then random bits. Within one
- * ms a per-thread counter in rand_a keeps ids from one thread ordered. */
+ * ms a per-thread counter in rand_a keeps ids from one thread ordered.
+ *
+ * The API makes two ids and a trace context per submission: the random
+ * bits come from a per-thread buffer that one getrandom refills every few
+ * requests, and the text is written from a table, not by snprintf. */
 #include "id.h"
 
 #include <stdio.h>
@@ -8,13 +12,52 @@
 
 #include "clock.h"
 
+/* n (<= sizeof pool) random bytes. Our processes never fork without
+ * exec, so no two processes share a buffer. */
+static void random_bytes(unsigned char *b, size_t n)
+{
+    static _Thread_local unsigned char pool[256];
+    static _Thread_local size_t left;
+    if (left < n) {
+        if (getrandom(pool, sizeof pool, 0) != (ssize_t)sizeof pool)
+            memset(pool, 0x5a, sizeof pool); /* never on Linux >= 3.17 with a seeded pool */
+        left = sizeof pool;
+    }
+    memcpy(b, pool + sizeof pool - left, n);
+    memset(pool + sizeof pool - left, 0, n); /* used once */
+    left -= n;
+}
+
+static const char hex[] = "0123456789abcdef";
+
+/* n bytes as 2n lowercase hex digits; returns the end. */
+static char *put_hex(char *o, const unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 0x0f];
+    }
+    return o;
+}
+
+void id_traceparent(char out[ID_TRACEPARENT_LEN])
+{
+    unsigned char b[24];
+    random_bytes(b, sizeof b);
+    char *o = out;
+    memcpy(o, "00-", 3);
+    o = put_hex(o + 3, b, 16);
+    *o++ = '-';
+    o = put_hex(o, b + 16, 8);
+    memcpy(o, "-01", 4);
+}
+
 void id_new(char out[ID_LEN])
 {
     static _Thread_local int64_t last_ms;
     static _Thread_local unsigned seq;
     unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        memset(b, 0x5a, sizeof b); /* never on Linux >= 3.17 with a seeded pool */
+    random_bytes(b, sizeof b);
     int64_t ms = clock_wall_ms();
     if (ms <= last_ms) {
         ms = last_ms;
@@ -31,10 +74,16 @@ void id_new(char out[ID_LEN])
     b[6] = (unsigned char)(0x70 | ((seq >> 8) & 0x0f));
     b[7] = (unsigned char)seq;
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
-    snprintf(out, ID_LEN,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    char *o = put_hex(out, b, 4);
+    *o++ = '-';
+    o = put_hex(o, b + 4, 2);
+    *o++ = '-';
+    o = put_hex(o, b + 6, 2);
+    *o++ = '-';
+    o = put_hex(o, b + 8, 2);
+    *o++ = '-';
+    o = put_hex(o, b + 10, 6);
+    *o = 0;
 }
 
 int id_valid(const char *s)

@@ -7,6 +7,10 @@
 
 #define ID_LEN 37 /* 36 characters and the NUL */
 void id_new(char out[ID_LEN]);
+/* A new W3C trace context "traceparent": version 00, a random trace id
+ * and parent (span) id, flags 01 (sampled). */
+#define ID_TRACEPARENT_LEN 56 /* 55 characters and the NUL */
+void id_traceparent(char out[ID_TRACEPARENT_LEN]);
 /* 1 when s is a UUID in canonical lowercase form, else 0. */
 int id_valid(const char *s);
 

@@ -1,20 +1,62 @@
 /* log — syslog always, stderr too in the foreground. The stderr line gets
- * a timestamp and the ident because, unlike syslog, nothing else adds them. */
+ * a timestamp and the ident because, unlike syslog, nothing else adds them.
+ *
+ * Where no syslog daemon listens (a container has no /dev/log), glibc's
+ * syslog() tries to connect again on every line: a socket, a connect and
+ * a close for each, a fifth of the API's CPU per request. So whether the
+ * daemon is there is checked at most once a second, and lines go to
+ * syslog only while it is. */
 #include "log.h"
 
 #include <fcntl.h>
+#include <paths.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "clock.h"
+
+#define SYSLOG_PROBE_MS 1000
 
 static const char *log_ident = "bx";
 static int log_stderr = 1;
 static long log_pid; /* our processes never fork without exec */
 static int log_facility_saved;
 static char log_path[4096]; /* log_set_file's, or "" */
+static atomic_int syslog_up;
+static atomic_llong syslog_probed_ms;
+
+/* 1 when something accepts a connection on the syslog socket. */
+static int syslog_listens(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", _PATH_LOG);
+    int types[] = {SOCK_DGRAM, SOCK_STREAM}; /* as glibc: a stream socket when not datagram */
+    for (int i = 0; i < 2; i++) {
+        int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return 0;
+        int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (ok)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether to hand a line to syslog: the last probe's answer, the probe
+ * repeated by one thread at most once a second. */
+static int syslog_usable(void)
+{
+    long long now = (long long)clock_mono_ms(), last = atomic_load(&syslog_probed_ms);
+    if (now - last >= SYSLOG_PROBE_MS && atomic_compare_exchange_strong(&syslog_probed_ms, &last, now))
+        atomic_store(&syslog_up, syslog_listens());
+    return atomic_load(&syslog_up);
+}
 
 void log_open(const char *ident, int facility, int to_stderr)
 {
@@ -23,6 +65,8 @@ void log_open(const char *ident, int facility, int to_stderr)
     log_pid = (long)getpid();
     log_facility_saved = facility;
     openlog(ident, LOG_PID | LOG_NDELAY, facility);
+    atomic_store(&syslog_up, syslog_listens());
+    atomic_store(&syslog_probed_ms, (long long)clock_mono_ms());
 }
 
 void log_close(void) { closelog(); }
@@ -54,6 +98,8 @@ int log_reopen(void)
 {
     closelog();
     openlog(log_ident, LOG_PID | LOG_NDELAY, log_facility_saved);
+    atomic_store(&syslog_up, syslog_listens());
+    atomic_store(&syslog_probed_ms, (long long)clock_mono_ms());
     return log_path[0] ? open_onto_stderr(log_path) : 0;
 }
 
@@ -74,7 +120,8 @@ void log_msg(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    syslog(level, "level=%s %s", level_name(level), line);
+    if (syslog_usable())
+        syslog(level, "level=%s %s", level_name(level), line);
     if (log_stderr) {
         char ts[CLOCK_RFC3339_LEN];
         clock_rfc3339(clock_wall_ms(), ts);

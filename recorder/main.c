@@ -8,6 +8,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "rec.h"
 #include "statusd.h"
@@ -73,6 +74,7 @@ int main(int argc, char **argv)
         cfg_release(&cfg);
         return 2;
     }
+    memtrim_setup();
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;

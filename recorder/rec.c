@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "clock.h"
 #include "event.h"
 #include "log.h"
+#include "memtrim.h"
 #include "names.h"
 
 #define REC_IDLE_MS 250         /* longest wait for a delivery: how soon a stop is seen */
@@ -331,6 +333,16 @@ static int on_delivery(rec *r, amqp_envelope_t *env, char *err, size_t errlen)
     return 0;
 }
 
+/* 1 when a frame is already here: in rabbitmq-c's buffers or the socket. */
+static int delivery_ready(rec *r)
+{
+    amqp_connection_state_t st = amqpc_state(r->in);
+    if (amqp_data_in_buffer(st) || amqp_frames_enqueued(st))
+        return 1;
+    struct pollfd pf = {amqpc_fd(r->in), POLLIN, 0};
+    return poll(&pf, 1, 0) > 0;
+}
+
 /* Waits at most timeout_ms for one delivery and handles it. 0 (also on
  * timeout), or -1 + err when the connection is unusable. */
 static int consume_one(rec *r, int timeout_ms, char *err, size_t errlen)
@@ -554,6 +566,7 @@ int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomi
         obs_mongo(&r, err); /* likely down: the first ping says for sure */
     }
 
+    memtrim trim = {0};
     while (!*stop) {
         if (*reopen) {
             *reopen = 0;
@@ -564,6 +577,8 @@ int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomi
             }
             LOGI("event=reload log_file=%s", cfg->log_file[0] ? log_q(cfg->log_file) : "-");
         }
+        if (r.b.n == 0)
+            memtrim_tick(&trim, r.written + r.dead_lettered, clock_mono_ms());
         if (!r.in) {
             if (amqp_open(&r, err, sizeof err) < 0) {
                 obs_amqp(&r, err);
@@ -589,6 +604,15 @@ int rec_run(const bx_cfg *cfg, bx_store *store, rec_obs *obs, volatile sig_atomi
             ping_mongo(&r);
         int64_t due = batch_due_in(&r.b, cfg->batch_ms, clock_mono_ms());
         if (r.b.n > 0 && (batch_full(&r.b) || due <= 0)) {
+            /* Due, but deliveries that are already here go in first, up
+             * to a full batch: under a backlog the timer alone cut batches
+             * short whenever this thread was slow to take them (a busy
+             * machine), and each write costs MongoDB per call. */
+            if (!batch_full(&r.b) && delivery_ready(&r)) {
+                if (consume_one(&r, 0, err, sizeof err) < 0)
+                    amqp_lost(&r, err);
+                continue;
+            }
             if (flush(&r, err, sizeof err) < 0)
                 amqp_lost(&r, err);
             continue;

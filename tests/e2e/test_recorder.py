@@ -8,6 +8,8 @@ what lands in MongoDB and in <ns>.dead:
   - a lower attempt never overwrites a higher one; a higher one does
   - a malformed body goes to <ns>.dead with x-reason; so does an event
     MongoDB cannot store, without holding up the rest of its batch
+  - a backlog is written in full batches, even when each batch is due at
+    once (BX_RECORDER_BATCH_MS=0): the deliveries already there go in first
   - FerretDB killed for 10 s and restarted: nothing is lost, and the
     outage is logged once when lost and once when regained
   - its RabbitMQ connection closed by the server while it holds a batch
@@ -84,9 +86,9 @@ class Recorder:
         self.mongo_url = mongo_url
         self.proc = None
 
-    def start(self):
+    def start(self, **extra_env):
         env = dict(os.environ, BX_NAMESPACE=NS, BX_MONGO_URL=self.mongo_url,
-                   BX_AMQP_URL=AMQP_URL, BX_FOREGROUND="1")
+                   BX_AMQP_URL=AMQP_URL, BX_FOREGROUND="1", **extra_env)
         self.proc = subprocess.Popen([os.path.join(BIN, "bx-recorder")], env=env,
                                      stdout=subprocess.DEVNULL,
                                      stderr=open(self.logpath, "ab"))
@@ -265,6 +267,34 @@ def t_unstorable(w):
     assert w.stored(bad) is None
 
 
+def restart_recorder(w, **extra_env):
+    assert w.rec.stop() == 0
+    started = w.rec.log().count("event=amqp_connected")
+    w.rec.start(**extra_env)
+    wait_for("the recorder to consume again",
+             lambda: w.rec.log().count("event=amqp_connected") > started, 20)
+
+
+def t_backlog_batches(w):
+    w.sync()
+    assert w.rec.stop() == 0
+    ids = [str(uuid.uuid4()) for _ in range(1200)]
+    for i in ids:
+        w.publish(event(i, labels={"suite": "backlog"}))
+    w.ch.queue_declare(NS + ".results", passive=True)  # a round trip: all published
+    mark = len(w.rec.log())
+    try:
+        w.rec.start(BX_RECORDER_BATCH_MS="0")
+        wait_for("1200 backlog records",
+                 lambda: w.jobs.count_documents({"labels.suite": "backlog"}) == 1200, 60)
+        sizes = [int(line.split("event=batch_written n=")[1].split()[0])
+                 for line in w.rec.log()[mark:].splitlines() if "event=batch_written n=" in line]
+        # prefetch is twice the batch (500): a backlog fills whole batches
+        assert len(sizes) <= 12, "1200 events in %d batches: %s" % (len(sizes), sizes[:20])
+    finally:
+        restart_recorder(w)
+
+
 def t_mongo_outage(w):
     ids = [str(uuid.uuid4()) for _ in range(300)]
     for i in ids[:100]:
@@ -400,6 +430,7 @@ def main():
                          ("attempt fencing", t_fence),
                          ("malformed bodies dead-lettered", t_malformed),
                          ("unstorable event dead-lettered, batch goes on", t_unstorable),
+                         ("a backlog is written in full batches", t_backlog_batches),
                          ("FerretDB down 10 s loses nothing", t_mongo_outage),
                          ("RabbitMQ connection lost while holding a batch", t_amqp_loss),
                          ("SIGHUP reopens the logs", t_sighup),
