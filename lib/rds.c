@@ -153,14 +153,17 @@ redisReply *rds_cmdargv(bx_redis *r, char *err, size_t errlen, int argc, const c
     return finish(r, rep, err, errlen);
 }
 
-/* Fenced write: attempts only go forward, and a terminal state is final
- * within its attempt. This is what lets a late "running" from a slow
- * worker, or a result from an attempt that lost its lease, do no harm. */
+/* Fenced write: attempts only go forward, a terminal state is final
+ * within its attempt, and "queued" (where an attempt starts) never takes
+ * an attempt back. This is what lets a late "running" from a slow worker,
+ * a result from an attempt that lost its lease, or the API's "queued"
+ * held up in a paused Redis after a worker began the job, do no harm. */
 const char status_put_script[] =
-    "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal')\n"
+    "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal', 'state')\n"
     "local a = tonumber(cur[1])\n"
     "local na = tonumber(ARGV[2])\n"
     "if a and (na < a or (na == a and cur[2] == '1')) then return 0 end\n"
+    "if a and na == a and ARGV[1] == 'queued' and cur[3] ~= 'queued' then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', ARGV[1], 'attempt', ARGV[2], 'doc', ARGV[3], 'terminal', ARGV[5])\n"
     "local ttl = tonumber(ARGV[4])\n"
     "if ARGV[5] == '1' and ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end\n"

@@ -26,8 +26,9 @@ redisReply *rds_cmdargv(bx_redis *r, char *err, size_t errlen, int argc, const c
 
 /* The status of job id in namespace ns (key "<ns>:job:<id>", a hash of
  * state, attempt and doc). status_put writes doc (JSON text) when it does
- * not go back in time: a lower attempt never overwrites a higher one, and
- * within one attempt a terminal state is final. A terminal status expires
+ * not go back in time: a lower attempt never overwrites a higher one,
+ * within one attempt a terminal state is final, and "queued" replaces
+ * nothing of its own attempt but "queued". A terminal status expires
  * after ttl_s (0 = keep). Returns 1 written, 0 refused as stale, -1 + err. */
 /* The Lua script behind status_put, for callers that pipeline it with
  * EVAL: KEYS[1] the status key; ARGV state, attempt, doc, ttl_s, and "1"
