@@ -221,10 +221,38 @@ static void job_bind(bx_job *j)
     j->traceparent = str(d, "traceparent");
 }
 
+/* 1 when arrays and objects in the JSON text nest deeper than max: told
+ * before jansson builds (and recurses through) the tree. */
+static int too_deep(const char *s, size_t len, int max)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = 0;
+        } else if (ch == '"') {
+            in_str = 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > max)
+                return 1;
+        } else if (ch == ']' || ch == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 static int job_decode(bx_job *j, const char *body, size_t len, int server, char *err, size_t errlen)
 {
     json_error_t je;
     memset(j, 0, sizeof *j);
+    if (too_deep(body, len, JOB_DEPTH_MAX)) {
+        snprintf(err, errlen, "body nests arrays and objects deeper than %d levels", JOB_DEPTH_MAX);
+        return -1;
+    }
     json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!doc) {
         snprintf(err, errlen, "body is not valid JSON: %s at line %d column %d", je.text, je.line, je.column);

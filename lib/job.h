@@ -12,6 +12,7 @@
 #define JOB_COMMAND_MAX (64 * 1024)
 #define JOB_QUEUE_MAX 64
 #define JOB_NAME_MAX 200 /* lock names, idempotency keys, label keys */
+#define JOB_DEPTH_MAX 16 /* nesting of arrays and objects; a request needs 2 */
 
 /* Every string and json_t here is borrowed from doc; doc is the whole
  * job as JSON and is owned by the job (freed by job_release). */

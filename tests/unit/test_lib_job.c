@@ -505,6 +505,34 @@ static void test_bad_json(void **state)
     assert_int_equal(strlen(small), sizeof small - 1);
 }
 
+/* Nesting is refused before it is parsed, in requests and messages
+ * alike; brackets inside strings do not count. */
+static void test_depth(void **state)
+{
+    (void)state;
+    char deep[256], ok[256];
+    /* {"command":"x","env": then 16 more levels: 17 in all */
+    int n = snprintf(deep, sizeof deep, "{\"command\":\"x\",\"retry_on\":");
+    for (int i = 0; i < JOB_DEPTH_MAX; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < JOB_DEPTH_MAX; i++)
+        deep[n++] = ']';
+    snprintf(deep + n, sizeof deep - (size_t)n, "}");
+    expect_bad(deep, "deeper than 16 levels");
+    expect_bad_msg(deep, "deeper than 16 levels");
+    /* exactly the limit is a type error, not a depth one */
+    n = snprintf(ok, sizeof ok, "{\"command\":\"x\",\"retry_on\":");
+    for (int i = 0; i < JOB_DEPTH_MAX - 1; i++)
+        ok[n++] = '[';
+    for (int i = 0; i < JOB_DEPTH_MAX - 1; i++)
+        ok[n++] = ']';
+    snprintf(ok + n, sizeof ok - (size_t)n, "}");
+    expect_bad(ok, "retry_on");
+    bx_job j;
+    assert_int_equal(req(&j, "{\"command\":\"echo [[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{ \\\"[[[[[[[[[[[[[[[[[[[\"}"), 0);
+    job_release(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_minimal_and_nul_stdin),
         cmocka_unit_test(test_request_id_bounds),
         cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
