@@ -17,6 +17,15 @@ BX_READY_TIMEOUT=${BX_READY_TIMEOUT:-60}
 bx_log() { printf '%s\n' "$*" >&2; }
 bx_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# bx_redact_url URL -> URL with its userinfo (a password) as "***", as
+# lib/log.c's log_redact_url does, for what the scripts print.
+bx_redact_url() {
+    local url=$1 scheme=
+    [[ $url == *@* ]] || { printf '%s\n' "$url"; return; }
+    [[ $url == *://* && ${url%%://*} != *@* ]] && scheme=${url%%://*}://
+    printf '%s***@%s\n' "$scheme" "${url##*@}"
+}
+
 # bx_url_hostport URL DEFAULT_PORT -> "host port" of the first host in URL
 # (userinfo, path, query and further hosts of a Mongo seed list dropped).
 bx_url_hostport() {

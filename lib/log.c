@@ -162,3 +162,33 @@ const char *log_q(const char *s)
     b[o] = 0;
     return b;
 }
+
+char *log_redact_url(const char *url, char *out, size_t outlen)
+{
+    if (!outlen)
+        return out;
+    if (!url) {
+        snprintf(out, outlen, "-");
+        return out;
+    }
+    /* The credentials end at the last '@', wherever it is: a password
+     * holding an unescaped '/', '?' or '@' is still hidden whole, and a
+     * later '@' that is no credential costs only some of the host. */
+    const char *at = strrchr(url, '@');
+    if (!at) {
+        snprintf(out, outlen, "%s", url);
+        return out;
+    }
+    const char *scheme = strstr(url, "://");
+    size_t keep = scheme && scheme < at ? (size_t)(scheme + 3 - url) : 0;
+    snprintf(out, outlen, "%.*s***%s", (int)keep, url, at);
+    return out;
+}
+
+const char *log_url(const char *url)
+{
+    static _Thread_local char bufs[4][512];
+    static _Thread_local unsigned next;
+    char *b = bufs[next++ % 4];
+    return log_redact_url(url, b, sizeof bufs[0]);
+}

@@ -4,6 +4,7 @@
 #ifndef BX_LOG_H
 #define BX_LOG_H
 
+#include <stddef.h>
 #include <syslog.h>
 
 /* ident is kept (not copied): pass a string literal. */
@@ -21,6 +22,13 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Quotes s for a key=value line into one of a few rotating thread-local
  * buffers: valid until the 8th following call in the same thread. */
 const char *log_q(const char *s);
+/* url without its credentials, for a log line or an error message: the
+ * whole userinfo becomes "***" (amqp's "guest:secret@host" gives
+ * "***@host"; a Redis URL's lone "secret@" is a password too).
+ * Into out (cut to outlen); returns out. */
+char *log_redact_url(const char *url, char *out, size_t outlen);
+/* The same into one of a few rotating thread-local buffers (as log_q). */
+const char *log_url(const char *url);
 
 #define LOGE(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define LOGW(...) log_msg(LOG_WARNING, __VA_ARGS__)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "log.h"
 #include "names.h"
 
 struct bx_redis {
@@ -26,7 +27,7 @@ bx_redis *rds_new(const char *url, char *err, size_t errlen)
     }
     const char *p = url;
     if (strncmp(p, "redis://", 8)) {
-        snprintf(err, errlen, "redis url '%s' must start with redis://", url);
+        snprintf(err, errlen, "redis url '%s' must start with redis://", log_url(url));
         goto fail;
     }
     p += 8;
@@ -49,7 +50,7 @@ bx_redis *rds_new(const char *url, char *err, size_t errlen)
     if (*p == '/' && p[1])
         r->db = atoi(p + 1);
     if (!r->host[0] || r->port <= 0 || r->port > 65535) {
-        snprintf(err, errlen, "redis url '%s' lacks a host or a valid port", url);
+        snprintf(err, errlen, "redis url '%s' lacks a host or a valid port", log_url(url));
         goto fail;
     }
     return r;

@@ -115,7 +115,7 @@ ensure_services() {
 
     for j in "${starters[@]}"; do wait "$j" || rc=1; done
     (( rc == 0 )) || return 1
-    echo "services: $BX_AMQP_URL $BX_REDIS_URL $BX_MONGO_URL"
+    echo "services: $(bx_redact_url "$BX_AMQP_URL") $(bx_redact_url "$BX_REDIS_URL") $(bx_redact_url "$BX_MONGO_URL")"
 }
 
 shopt -s nullglob

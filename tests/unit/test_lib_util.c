@@ -18,6 +18,7 @@
 #include "cfg.h"
 #include "clock.h"
 #include "id.h"
+#include "log.h"
 #include "names.h"
 #include "utf8.h"
 
@@ -556,6 +557,43 @@ static void test_cfg_release(void **state)
     cfg_release(&c); /* on a zeroed struct too */
 }
 
+/* ---- log: credentials never reach a log line ---------------------------- */
+
+static void expect_redacted(const char *url, const char *want)
+{
+    char out[256];
+    assert_string_equal(log_redact_url(url, out, sizeof out), want);
+    assert_string_equal(log_url(url), want);
+}
+
+static void test_log_redact_url(void **state)
+{
+    (void)state;
+    expect_redacted("amqp://guest:guest@127.0.0.1:5672/", "amqp://***@127.0.0.1:5672/");
+    expect_redacted("redis://:hunter2@h:6379/0", "redis://***@h:6379/0");
+    expect_redacted("redis://hunter2@h/0", "redis://***@h/0"); /* rds.c's lone password */
+    expect_redacted("mongodb://u:p%40ss@a:1,b:2/db?authSource=admin", "mongodb://***@a:1,b:2/db?authSource=admin");
+    /* unescaped '/', '?', '@' in a password: hidden all the same */
+    expect_redacted("amqp://u:pa/ss?x@h/", "amqp://***@h/");
+    expect_redacted("amqp://u:p@ss@h/", "amqp://***@h/");
+    /* nothing to hide */
+    expect_redacted("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0");
+    expect_redacted("mongodb://h/", "mongodb://h/");
+    /* no scheme: the userinfo still goes */
+    expect_redacted("guest:secret@h:5672", "***@h:5672");
+    expect_redacted("", "");
+    char out[256];
+    assert_string_equal(log_redact_url(NULL, out, sizeof out), "-");
+    /* a short buffer cuts, never overruns, never shows the password */
+    char small[12];
+    log_redact_url("amqp://u:secretsecret@host/", small, sizeof small);
+    assert_string_equal(small, "amqp://***@");
+    /* the rotating buffers stay valid for a few calls */
+    const char *a = log_url("amqp://a:1@x/"), *b = log_url("amqp://b:2@y/");
+    assert_string_equal(a, "amqp://***@x/");
+    assert_string_equal(b, "amqp://***@y/");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_base64_roundtrip),
         cmocka_unit_test(test_base64_rejects),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_log_redact_url),
         cmocka_unit_test_setup(test_cfg_defaults, cfg_setup),
         cmocka_unit_test_setup(test_cfg_env, cfg_setup),
         cmocka_unit_test_setup(test_cfg_flags, cfg_setup),
