@@ -15,10 +15,18 @@
 #include "handlers_events.h"
 #include "handlers_jobs.h"
 #include "log.h"
+#include "slowconn.h"
+#include "tls.h"
+
+/* Per connection, libmicrohttpd's pool holds the request line and headers
+ * (beyond it: 414 or 431) and the read and write buffers. */
+#define HTTP_CONN_MEMORY (32 * 1024)
 
 struct http_server {
     struct MHD_Daemon *d;
     int quiesced;  /* the listening socket is closed: new connections are refused */
+    slowconn *slow;
+    tls_pem tls; /* kept while the daemon runs */
 };
 
 /* --- replies --------------------------------------------------------------- */
@@ -329,8 +337,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         if (req->receiving) {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX) {
+                /* libmicrohttpd sends this at once and closes the
+                 * connection without reading the body */
                 set_request_id(req);
                 http_reply_error(req, 413, "too_large", "the body is larger than %d bytes", API_BODY_MAX);
+                slowconn_handling(c);
             }
         }
         return MHD_YES;
@@ -338,9 +349,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     if (*upload_size) {
         if (req->receiving && !req->replied && body_append(req, upload, *upload_size))
             return MHD_NO; /* out of memory: drop the connection */
+        /* A body of unannounced length (chunked) past the limit: a reply
+         * cannot be queued in the middle of a body, and reading the rest
+         * could last for ever, so the connection closes without one. */
+        if (req->too_large && !req->replied)
+            return MHD_NO;
         *upload_size = 0; /* else a body nobody asked for */
         return MHD_YES;
     }
+    slowconn_handling(c);
     if (req->replied)
         return MHD_YES;
     if (req->waiting) {
@@ -363,10 +380,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
-    (void)c;
     (void)why;
     api_app *app = cls;
     http_req *req = *con_cls;
+    slowconn_idle(c);
     if (!req)
         return;
     *con_cls = NULL;
@@ -403,22 +420,55 @@ http_server *http_start(api_app *app, int listen_fd, unsigned threads, char *err
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    const bx_cfg *cfg = app->cfg;
+    unsigned timeout_s = cfg->api_timeout_s > 0 ? (unsigned)cfg->api_timeout_s : 60;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    int tls = cfg->tls_cert && *cfg->tls_cert;
+    if (tls) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            snprintf(err, errlen, "BX_TLS_CERT is set but this libmicrohttpd has no TLS support");
+            goto fail;
+        }
+        if (tls_load(&s->tls, cfg->tls_cert, cfg->tls_key, err, errlen))
+            goto fail;
+        flags |= MHD_USE_TLS;
+    } else if (cfg->tls_key && *cfg->tls_key) {
+        snprintf(err, errlen, "BX_TLS_KEY is set but BX_TLS_CERT is not");
+        goto fail;
+    }
+    if (!(s->slow = slowconn_new(timeout_s, err, errlen)))
+        goto fail;
+    /* TLS 1.2 and 1.3 only, GnuTLS's usual ciphers */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls.key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
     s->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_access, app,
+        flags, 0, NULL, NULL, on_access, app,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first, to catch what the others say */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+        MHD_OPTION_NOTIFY_CONNECTION, slowconn_notify, s->slow,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
+        MHD_OPTION_ARRAY, tls ? tls_opts : no_opts,
         MHD_OPTION_END);
     if (!s->d) {
-        snprintf(err, errlen, "cannot start the http server (libmicrohttpd refused its options)");
-        free(s);
-        return NULL;
+        snprintf(err, errlen, "cannot start the http server (libmicrohttpd refused its options%s)",
+                 tls ? " or the TLS certificate and key" : "");
+        goto fail;
     }
     return s;
+fail:
+    slowconn_free(s->slow);
+    tls_release(&s->tls);
+    free(s);
+    return NULL;
 }
 
 void http_quiesce(http_server *s)
@@ -439,5 +489,7 @@ void http_stop(http_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->d); /* closes the listening socket unless quiesced */
+    slowconn_free(s->slow); /* after the daemon: it reports each connection closed */
+    tls_release(&s->tls);
     free(s);
 }

@@ -34,6 +34,9 @@ static const opt opts[] = {
     {"BX_API_LISTEN", "api-listen", S(api_listen), "127.0.0.1:8080", 0, 0, "API address"},
     {"BX_METRICS_LISTEN", "metrics-listen", S(metrics_listen), "", 0, 0, "worker/recorder /metrics address (port 0 = any; empty = off)"},
     {"BX_API_TOKENS_FILE", "api-tokens-file", S(api_tokens_file), NULL, 0, 0, "tokens and scopes"},
+    {"BX_TLS_CERT", "tls-cert", S(tls_cert), "", 0, 0, "API's PEM certificate: serve https (empty = http)"},
+    {"BX_TLS_KEY", "tls-key", S(tls_key), "", 0, 0, "its private key (mode 0600 or 0640)"},
+    {"BX_CA_FILE", "ca-file", S(ca_file), "", 0, 0, "CA file bx verifies an https API with"},
     {"BX_QUEUES", "queues", S(queues), "default", 0, 0, "queues a worker consumes"},
     {"BX_SHELL", "shell", S(shell), "/bin/bash", 0, 0, "shell running each command"},
     {"BX_RUN_DIR", "run-dir", S(run_dir), ".run", 0, 0, "local stack's run dir"},
@@ -64,6 +67,7 @@ static const opt opts[] = {
     {"BX_LOST_AFTER_S", "lost-after-s", I(lost_after_s), "300", 1, INT_MAX, "running job without a lease this long: lost"},
     {"BX_AMQP_HEARTBEAT_S", "amqp-heartbeat-s", I(amqp_heartbeat_s), "30", 0, 3600, "worker's AMQP heartbeat (0 = off)"},
     {"BX_LOG_FILE", "log-file", S(log_file), "", 0, 0, "append the stderr log here; SIGHUP reopens it"},
+    {"BX_API_TIMEOUT_S", "api-timeout-s", I(api_timeout_s), "60", 1, 3600, "API closes idle connections and slow requests"},
 };
 
 static int set(bx_cfg *c, const opt *o, const char *v, const char *src, char *err, size_t errlen)

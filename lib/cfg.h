@@ -16,6 +16,9 @@ typedef struct bx_cfg {
     char *metrics_listen;  /* BX_METRICS_LISTEN: host:port of a worker's or recorder's
                               /metrics, /healthz, /readyz; port 0 = any free; "" = off */
     char *api_tokens_file; /* BX_API_TOKENS_FILE */
+    char *tls_cert;        /* BX_TLS_CERT: PEM certificate (chain) of the API; "" = plain HTTP */
+    char *tls_key;         /* BX_TLS_KEY: its private key, readable by the service alone */
+    char *ca_file;         /* BX_CA_FILE: CA bundle bx verifies an https API with; "" = system's */
     char *queues;          /* BX_QUEUES, comma-separated */
     char *shell;           /* BX_SHELL */
     char *run_dir;         /* BX_RUN_DIR */
@@ -50,6 +53,8 @@ typedef struct bx_cfg {
                               RabbitMQ learns a frozen worker's jobs must go elsewhere */
     char *log_file;        /* BX_LOG_FILE: "" = stderr as it is; else the stderr log is
                               appended to this file, reopened on SIGHUP */
+    int api_timeout_s;     /* BX_API_TIMEOUT_S: an idle connection is closed, and a request
+                              must arrive whole (headers and body), within this */
 } bx_cfg;
 
 /* Fills c from defaults, the environment and argv (flags win). Unknown
