@@ -45,14 +45,20 @@ TOKEN_FILE=$RUN/api-token
 
 [[ $BX_WORKERS =~ ^[0-9]+$ ]] || bx_die "BX_WORKERS must be a number, not '$BX_WORKERS'"
 
-# The address a client uses to reach BX_API_LISTEN (which may be a wildcard).
+# The address a client uses to reach BX_API_LISTEN (which may be a wildcard);
+# https when the API has a certificate (BX_TLS_CERT).
 api_url() {
     local host=${BX_API_LISTEN%:*} port=${BX_API_LISTEN##*:}
     case $host in ''|0.0.0.0|'*') host=127.0.0.1 ;; '[::]') host='[::1]' ;; esac
-    echo "http://$host:$port"
+    echo "http${BX_TLS_CERT:+s}://$host:$port"
 }
 
-api_healthy() { curl -fsS -o /dev/null --max-time 2 "$(api_url)/healthz" 2>/dev/null; }
+# A self-signed certificate is its own CA; BX_CA_FILE names another.
+api_healthy() {
+    local -a ca=()
+    [[ -n ${BX_TLS_CERT:-} ]] && ca=(--cacert "${BX_CA_FILE:-$BX_TLS_CERT}")
+    curl -fsS -o /dev/null --max-time 2 "${ca[@]}" "$(api_url)/healthz" 2>/dev/null
+}
 
 bx_names() {   # the bx processes of this stack, in start order
     echo bx-recorder
@@ -113,7 +119,7 @@ bashexec is up (namespace $BX_NAMESPACE, $BX_WORKERS worker(s)).
   API:    $(api_url)   e.g. curl -H "Authorization: Bearer \$(cat $TOKEN_FILE)" $(api_url)/v1/workers
   token:  $TOKEN_FILE (admin); tokens file $BX_API_TOKENS_FILE
   logs:   $RUN/logs/   pids: $RUN/pids/
-  uses:   $BX_AMQP_URL  $BX_REDIS_URL  $BX_MONGO_URL
+  uses:   $(bx_redact_url "$BX_AMQP_URL")  $(bx_redact_url "$BX_REDIS_URL")  $(bx_redact_url "$BX_MONGO_URL")
   stop:   make down   (or BX_RUN_DIR=$RUN compose/stack.sh down)
 EOF
 }
@@ -155,9 +161,11 @@ start_stack() {
 
     ensure_tokens
     local k
-    for k in BX_NAMESPACE BX_API_LISTEN BX_AMQP_URL BX_REDIS_URL BX_MONGO_URL BX_API_TOKENS_FILE BX_WORKERS; do
-        printf '%s=%q\n' "$k" "${!k}"
-    done >"$STACK_ENV"
+    # its URLs may hold passwords: for this user alone
+    (umask 077; rm -f "$STACK_ENV"
+     for k in BX_NAMESPACE BX_API_LISTEN BX_AMQP_URL BX_REDIS_URL BX_MONGO_URL BX_API_TOKENS_FILE BX_WORKERS BX_TLS_CERT BX_CA_FILE; do
+         printf '%s=%q\n' "$k" "${!k-}"
+     done >"$STACK_ENV")
     if [[ $MODE == run ]]; then
         # Followed from their current end, so that this run's lines show
         # and not those of earlier runs.

@@ -17,6 +17,7 @@ struct bx_http {
     CURL *e;            /* kept across requests: its connection stays open */
     char *base;         /* without trailing '/' */
     char *auth;         /* "Authorization: Bearer TOKEN", or NULL */
+    char *ca_file;      /* CA bundle for https, or NULL = the system's */
     long timeout_ms;    /* a whole request; streams have none */
     /* the stream in progress (http_stream) */
     http_data_fn on_data;
@@ -73,12 +74,22 @@ void http_free(bx_http *h)
     if (h->e)
         curl_easy_cleanup(h->e);
     free(h->base);
+    free(h->ca_file);
     if (h->auth) {
         /* the token should not linger in freed memory */
         memset(h->auth, 0, strlen(h->auth));
         free(h->auth);
     }
     free(h);
+}
+
+int http_set_ca_file(bx_http *h, const char *file)
+{
+    free(h->ca_file);
+    h->ca_file = NULL;
+    if (file && *file && !(h->ca_file = strdup(file)))
+        return -1;
+    return 0;
 }
 
 const char *http_base(const bx_http *h) { return h->base; }
@@ -219,6 +230,8 @@ int http_prepare(bx_http *h, CURL *e, const char *method, const char *path, cons
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, HTTP_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curl_err);
+    if (h->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

@@ -28,6 +28,11 @@ bx_http *http_new(const char *base_url, const char *token, long timeout_ms, char
                   size_t errlen);
 void http_free(bx_http *h);
 
+/* Verifies an https API against the CA certificates in file (PEM; a
+ * self-signed server certificate is its own CA) instead of the system's.
+ * Copied; NULL or "" = the system's. 0, or -1 on OOM. */
+int http_set_ca_file(bx_http *h, const char *file);
+
 /* The base URL, borrowed from h. */
 const char *http_base(const bx_http *h);
 

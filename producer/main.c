@@ -1,9 +1,10 @@
 /* bx — the command-line producer: talks to bx-api over HTTP only.
  *
- *   bx [--json] [--api-url URL] [--api-token TOKEN|FILE] [--run-dir DIR] COMMAND [ARGS]
+ *   bx [--json] [--api-url URL] [--api-token TOKEN|FILE] [--cacert FILE] [--run-dir DIR] COMMAND [ARGS]
  *
- * The API URL, token and run dir come from BX_API_URL, BX_API_TOKEN and
- * BX_RUN_DIR (lib/cfg.h), overridden by the flags. */
+ * The API URL, token, CA file and run dir come from BX_API_URL,
+ * BX_API_TOKEN, BX_CA_FILE and BX_RUN_DIR (lib/cfg.h), overridden by the
+ * flags. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -41,7 +42,8 @@ static const command commands[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bx [--json] [--api-url URL] [--api-token TOKEN|FILE] [--run-dir DIR] COMMAND [ARGS]\n"
+            "usage: bx [--json] [--api-url URL] [--api-token TOKEN|FILE] [--cacert FILE] [--run-dir DIR]\n"
+            "          COMMAND [ARGS]\n"
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
@@ -54,6 +56,8 @@ static void usage(FILE *f)
             "  --api-url URL        BX_API_URL    the API (default http://127.0.0.1:8080)\n"
             "  --api-token T|FILE   BX_API_TOKEN  the token, or a file holding it\n"
             "                                     (default RUN_DIR/api-token)\n"
+            "  --cacert FILE        BX_CA_FILE    CA certificates to verify an https API with\n"
+            "                                     (default the system's)\n"
             "  --run-dir DIR        BX_RUN_DIR    the local stack's run dir (default .run)\n"
             "  --json               print the API's JSON instead of a summary\n"
             "\n"
@@ -144,13 +148,14 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, 'J'},
         {"api-url", required_argument, NULL, 'u'},
         {"api-token", required_argument, NULL, 't'},
+        {"cacert", required_argument, NULL, 'c'},
         {"run-dir", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     bx_cli c = {0};
     bx_cfg cfg;
-    char *cfg_argv[8] = {"bx"};
+    char *cfg_argv[12] = {"bx"};
     int cfg_argc = 1, o, rc = EX_USAGE;
     char err[512], *token = NULL;
 
@@ -160,6 +165,7 @@ int main(int argc, char **argv)
         case 'J': c.json = 1; break;
         case 'u': cfg_argv[cfg_argc++] = "--api-url"; cfg_argv[cfg_argc++] = optarg; break;
         case 't': cfg_argv[cfg_argc++] = "--api-token"; cfg_argv[cfg_argc++] = optarg; break;
+        case 'c': cfg_argv[cfg_argc++] = "--ca-file"; cfg_argv[cfg_argc++] = optarg; break;
         case 'r': cfg_argv[cfg_argc++] = "--run-dir"; cfg_argv[cfg_argc++] = optarg; break;
         case 'h': usage(stdout); return EX_OK;
         default:
@@ -169,7 +175,7 @@ int main(int argc, char **argv)
                 cli_err("unknown option '%s' (see bx --help)", argv[optind - 1]);
             return EX_USAGE;
         }
-        if (cfg_argc > 6) { /* each flag once is enough for anyone */
+        if (cfg_argc > 9) { /* each of the 4 flags once is enough for anyone */
             cli_err("too many options");
             return EX_USAGE;
         }
@@ -217,6 +223,10 @@ int main(int argc, char **argv)
     load_token(cfg.api_token, &token, c.token_note, sizeof c.token_note);
     if (!(c.http = http_new(cfg.api_url, token, 0, err, sizeof err))) {
         cli_err("%s", err);
+        goto out;
+    }
+    if (http_set_ca_file(c.http, cfg.ca_file)) {
+        cli_err("out of memory");
         goto out;
     }
     int sub_argc = argc - optind;

@@ -19,7 +19,7 @@ PACKAGES=(
     librabbitmq-dev libhiredis-dev libjansson-dev libmongoc-dev
     libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev libclang-rt-14-dev
     rabbitmq-server redis-server
-    curl jq python3 python3-celery python3-redis python3-pymongo valgrind clang rsyslog docker-compose wrk chromium nodejs prometheus
+    curl jq openssl python3 python3-celery python3-redis python3-pymongo valgrind clang rsyslog docker-compose wrk chromium nodejs prometheus
 )
 
 missing_packages() {

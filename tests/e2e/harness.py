@@ -31,6 +31,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -191,6 +192,14 @@ class Stack:
                 self.ports[svc] = _free_port()
             self.env[var] = url % self.ports[svc]
         self.env.update(env or {})
+        # With a certificate (BX_TLS_CERT) the API speaks https only; the
+        # tests trust that certificate (self-signed: its own CA).
+        self.ssl = None
+        if self.env.get("BX_TLS_CERT"):
+            self.url = "https://" + self.listen
+            self.env["BX_API_URL"] = self.url
+            self.ssl = ssl.create_default_context(
+                cafile=self.env.get("BX_CA_FILE") or self.env["BX_TLS_CERT"])
         self.token = None
         self._old_term = None
         self._workers = []
@@ -398,7 +407,7 @@ class Stack:
             hdrs["Authorization"] = "Bearer " + tok
         req = urllib.request.Request((base or self.url) + path, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl) as resp:
                 status, raw, got = resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as e:
             status, raw, got = e.code, e.read(), e.headers
