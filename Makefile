@@ -29,7 +29,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 PROGS := $(BIN)/bx-api $(BIN)/bx-worker $(BIN)/bx-recorder $(BIN)/bx
 
-.PHONY: all deps run up down test unit e2e bench fuzz chaos clean help
+.PHONY: all deps run up down test unit e2e valgrind bench fuzz chaos clean help
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -85,6 +85,14 @@ test:
 	@$(MAKE) --no-print-directory all unit
 	@BX_BIN_DIR=$(abspath $(BIN)) tests/run.sh $(BUILD) $(T)
 
+# Each unit test under valgrind's memcheck: any error or leak fails it.
+VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect \
+            --errors-for-leak-kinds=definite,indirect --num-callers=30
+valgrind:
+	@$(DEPS_OK)
+	@$(MAKE) --no-print-directory unit
+	@BX_UNIT_ONLY=1 BX_UNIT_WRAPPER="$(VALGRIND)" BX_UNIT_TIMEOUT=900 tests/run.sh $(BUILD) $(T)
+
 # The baselines still run when a part of bashexec does not build: its rows say n/a.
 bench:
 	@$(DEPS_OK)
@@ -105,6 +113,6 @@ clean:
 	rm -rf build bin
 
 help:
-	@echo "make [all|deps|run|up|down|test|bench|fuzz|chaos|clean]  (SAN=1 for sanitizers, T=name to filter tests)"
+	@echo "make [all|deps|run|up|down|test|valgrind|bench|fuzz|chaos|clean]  (SAN=1 for sanitizers, T=name to filter tests)"
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -8,6 +8,8 @@
 #   tests/run.sh BUILD_DIR [NAME_FILTER]
 #
 # BX_UNIT_TIMEOUT / BX_E2E_TIMEOUT (seconds, 300 / 300) bound each test.
+# BX_UNIT_WRAPPER (e.g. "valgrind --error-exitcode=1") runs each unit test
+# under it; BX_UNIT_ONLY=1 skips the end-to-end tests (make valgrind).
 set -euo pipefail
 
 BUILD=${1:?usage: tests/run.sh BUILD_DIR [NAME_FILTER]}
@@ -53,21 +55,44 @@ trap 'interrupted 143' TERM
 
 passed=0 failed=0
 
+# A sanitizer build's processes write their reports into SAN_DIR, one file
+# per process: a service stopped at the end of a test (its leaks, say)
+# would otherwise report into a log that nobody reads. A report fails the
+# test that was running.
+SAN_DIR=
+if [[ $(basename "$BUILD") == san ]]; then
+    SAN_DIR=$TMP/san
+    mkdir -p "$SAN_DIR"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$SAN_DIR/asan"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$SAN_DIR/ubsan"
+fi
+
 # run_test NAME TIMEOUT CMD...: run one test, its output kept aside and
 # shown (the tail) only when it fails.
 run_test() {
     local name=$1 limit=$2; shift 2
-    local out=$TMP/out.${name//\//_} start=$SECONDS rc=0
+    local out=$TMP/out.${name//\//_} start=$SECONDS rc=0 r
     timeout -k 20 "$limit" "$@" >"$out" 2>&1 </dev/null &
     CURRENT=$!
     wait "$CURRENT" || rc=$?
     CURRENT=
+    if [[ -n $SAN_DIR ]] && compgen -G "$SAN_DIR/*" >/dev/null; then
+        for r in "$SAN_DIR"/*; do
+            echo "=== sanitizer report $(basename "$r")"
+            head -n 40 "$r"
+        done >>"$out"
+        mkdir -p "$TMP/san.seen"
+        mv "$SAN_DIR"/* "$TMP/san.seen/"
+        (( rc != 0 )) || rc=99
+    fi
     if (( rc == 0 )); then
         echo "PASS $name ($(( SECONDS - start ))s)"
         passed=$(( passed + 1 ))
     else
         if (( rc == 124 || rc == 137 )); then
             echo "FAIL $name (timed out after ${limit}s)"
+        elif (( rc == 99 )); then
+            echo "FAIL $name (passed, but a sanitizer reported: see below)"
         else
             echo "FAIL $name (exit $rc, $(( SECONDS - start ))s)"
         fi
@@ -125,8 +150,10 @@ for f in "$BUILD"/tests/test_*; do
 done
 e2es=()
 for f in "$BX_ROOT"/tests/e2e/test_*.sh "$BX_ROOT"/tests/e2e/test_*.py; do
+    [[ ${BX_UNIT_ONLY:-} == 1 ]] && break
     wanted "$(basename "$f")" && e2es+=("$f")
 done
+read -r -a unit_wrapper <<<"${BX_UNIT_WRAPPER:-}"
 
 services_ok=1
 if (( ${#units[@]} + ${#e2es[@]} )); then
@@ -137,7 +164,7 @@ if (( ${#units[@]} + ${#e2es[@]} )); then
 fi
 
 for f in "${units[@]}"; do
-    BX_NAMESPACE=$UNIT_NS run_test "$(basename "$f")" "$UNIT_TIMEOUT" "$f"
+    BX_NAMESPACE=$UNIT_NS run_test "$(basename "$f")" "$UNIT_TIMEOUT" "${unit_wrapper[@]}" "$f"
 done
 
 for f in "${e2es[@]}"; do
