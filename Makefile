@@ -85,9 +85,9 @@ test:
 	@$(MAKE) --no-print-directory all unit
 	@BX_BIN_DIR=$(abspath $(BIN)) tests/run.sh $(BUILD) $(T)
 
-# Each unit test under valgrind's memcheck: any error or leak fails it.
-VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect \
-            --errors-for-leak-kinds=definite,indirect --num-callers=30
+# Each unit test under valgrind's memcheck: any error or leak (definite or
+# possible) fails it.
+VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --num-callers=30
 valgrind:
 	@$(DEPS_OK)
 	@$(MAKE) --no-print-directory unit
