@@ -9,7 +9,8 @@
 #
 # BX_UNIT_TIMEOUT / BX_E2E_TIMEOUT (seconds, 300 / 300) bound each test.
 # BX_UNIT_WRAPPER (e.g. "valgrind --error-exitcode=1") runs each unit test
-# under it; BX_UNIT_ONLY=1 skips the end-to-end tests (make valgrind).
+# under it; BX_UNIT_ONLY=1 skips the end-to-end tests (make valgrind);
+# BX_TEST_SKIP="test_a.py test_b.sh" skips those tests by name.
 set -euo pipefail
 
 BUILD=${1:?usage: tests/run.sh BUILD_DIR [NAME_FILTER]}
@@ -101,7 +102,10 @@ run_test() {
     fi
 }
 
-wanted() { [[ -z $FILTER || $1 == *"$FILTER"* ]]; }
+wanted() {
+    [[ " ${BX_TEST_SKIP:-} " != *" $1 "* ]] || { echo "SKIP $1 (BX_TEST_SKIP)"; return 1; }
+    [[ -z $FILTER || $1 == *"$FILTER"* ]]
+}
 
 # -------------------------------------------------------------- services
 # Reuse what answers at the configured (or default) URLs; start the rest,
