@@ -104,6 +104,8 @@ def check_big_bodies(s):
         c.settimeout(5)
         try:
             cut = c.recv(100) == b""
+        except socket.timeout:
+            cut = False  # still reading: waiting for more chunks
         except OSError:
             cut = True
     c.close()
