@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -29,6 +28,7 @@
 #include "consumer.h"
 #include "event.h"
 #include "job.h"
+#include "jobdir.h"
 #include "jobstate.h"
 #include "log.h"
 #include "names.h"
@@ -71,7 +71,7 @@ struct slot {
     int done;                /* the process is done: finish at the next tick */
     int64_t output_put_mono; /* last live output written to Redis */
     uint64_t output_put_total;
-    char *tmpdir;            /* the job's private cwd, removed with the slot */
+    char *tmpdir;            /* the job's private cwd (jobdir), given back with the slot */
     slot *next;
 };
 
@@ -113,6 +113,7 @@ struct runner {
     char owner[300];        /* lease value: this process, not just this worker id */
     uid_t run_uid;          /* (uid_t)-1: commands run as the worker's own user */
     gid_t run_gid;
+    jobdirs *dirs;          /* the jobs' private directories */
     runner_watch amqp_watch;
     int amqp_registered;
     int64_t reconnect_at, backoff_ms;
@@ -315,28 +316,18 @@ static void slot_unlink(slot *s)
     r->nrunning--;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Empties a job's private directory and gives it back (frees dir). */
+static void remove_tmpdir(runner *r, char *dir)
 {
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-/* Removes a job's private directory and whatever the command left in it;
- * FTW_PHYS so that a symlink planted by the command is never followed. */
-static void remove_tmpdir(char *dir)
-{
-    if (!dir)
-        return;
-    if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
-        LOGW("event=tmpdir_not_removed dir=%s error=%s", log_q(dir), log_q(strerror(errno)));
-    free(dir);
+    char err[512];
+    if (jobdir_put(r->dirs, dir, err, sizeof err) < 0)
+        LOGW("event=tmpdir_not_removed error=%s", log_q(err));
 }
 
 static void slot_free(slot *s)
 {
     proc_free(s->p); /* the tree is gone before its directory is */
-    remove_tmpdir(s->tmpdir);
+    remove_tmpdir(s->r, s->tmpdir);
     job_release(&s->job);
     delivery_free(s->d);
     free(s);
@@ -894,12 +885,9 @@ static void start(runner *r, delivery *d)
     proc_spec spec = PROC_SPEC_INIT;
     if (!j->cwd) {
         /* a fresh private directory, the command's own, removed afterwards */
-        char tmpl[4096];
-        snprintf(tmpl, sizeof tmpl, "%s/bx-job-XXXXXX", r->cfg->job_tmpdir);
-        if (mkdtemp(tmpl) && (r->run_uid == (uid_t)-1 || chown(tmpl, r->run_uid, r->run_gid) == 0))
-            s->tmpdir = strdup(tmpl);
-        else
-            LOGW("event=tmpdir_failed dir=%s error=%s", log_q(tmpl), log_q(strerror(errno)));
+        s->tmpdir = jobdir_get(r->dirs, err, sizeof err);
+        if (!s->tmpdir)
+            LOGW("event=tmpdir_failed error=%s", log_q(err));
     }
     char **envp = job_envp(j, s->tmpdir);
     spec.uid = r->run_uid;
@@ -922,7 +910,7 @@ static void start(runner *r, delivery *d)
         /* the worker's trouble, not the job's: try again later */
         LOGE("event=spawn_failed id=%s error=%s", j->id, log_q(envp ? err : "out of memory"));
         give_back(r, j);
-        remove_tmpdir(s->tmpdir);
+        remove_tmpdir(r, s->tmpdir);
         job_release(j);
         free(s);
         defer(r, d, DEFER_MS);
@@ -955,7 +943,7 @@ static void start(runner *r, delivery *d)
             free(rdoc);
         }
         delivery_free(s->d);
-        remove_tmpdir(s->tmpdir);
+        remove_tmpdir(r, s->tmpdir);
         job_release(j);
         free(s);
         return;
@@ -1138,6 +1126,13 @@ runner *runner_new(const bx_cfg *cfg, int epfd, char *err, size_t errlen)
         r->run_uid = pw->pw_uid;
         r->run_gid = pw->pw_gid;
     }
+    /* two per slot: one in use, one emptied while the next job starts */
+    r->dirs = jobdirs_new(cfg->job_tmpdir, r->run_uid, r->run_gid, 2 * cfg->concurrency);
+    if (!r->dirs) {
+        snprintf(err, errlen, "out of memory");
+        free(r);
+        return NULL;
+    }
     r->redis = rds_new(cfg->redis_url, err, errlen);
     r->c = consumer_new(cfg, runner_on_deliver, runner_on_confirm, r);
     if (!r->redis || !r->c) {
@@ -1170,6 +1165,7 @@ void runner_free(runner *r)
     }
     drop_ready(r, 0);
     rds_free(r->redis);
+    jobdirs_free(r->dirs);
     free(r);
 }
 
