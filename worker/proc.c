@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
@@ -40,6 +42,11 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#define BX_CLONE_INTO_CGROUP 0x200000000ULL
+#define CLONE_STACK (64 * 1024)
 
 #define DEFAULT_LINGER_MS 100
 #define CLEANUP_GIVEUP_MS 5000 /* unkillable leftovers (D state): stop waiting */
@@ -58,8 +65,10 @@ enum { ST_RUNNING, ST_CLEANUP, ST_DONE };
 typedef struct cgslot {
     struct cgslot *next; /* in the free list */
     char *path;
-    int procs_fd;        /* cgroup.procs, O_WRONLY: the child writes "0" */
+    int dir_fd;          /* the directory: clone3's CLONE_INTO_CGROUP */
+    int procs_fd;        /* cgroup.procs, O_WRONLY: the child writes "0" (no clone3) */
     int events_fd;       /* cgroup.events, read with pread */
+    int killed;          /* cgroup.kill was used: never reused (below) */
 } cgslot;
 
 #define CG_POOL_MAX 256
@@ -102,6 +111,9 @@ static struct {
     proc_tree tree;
     pid_t self;
     int devnull;         /* O_RDONLY, for stdin */
+    int no_clone3;       /* clone3 with CLONE_INTO_CGROUP is not there (Linux
+                            < 5.7, valgrind, not x86-64): vfork instead */
+    void *clone_stack;   /* the clone3 child's stack, CLONE_STACK bytes */
     int no_pidfd;        /* pidfd_open is ENOSYS (Linux < 5.3, valgrind < 3.20):
                             the root's exit is polled instead */
     char *cg_base;       /* <own cgroup>/bx-worker.<pid>; NULL = unusable */
@@ -170,10 +182,10 @@ static int fd_above_stdio(int fd)
     return n;
 }
 
+/* For a fresh pipe end: its only status flag is then O_NONBLOCK. */
 static int set_nonblock(int fd)
 {
-    int fl = fcntl(fd, F_GETFL);
-    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    return fcntl(fd, F_SETFL, O_NONBLOCK);
 }
 
 static int write_file(const char *path, const char *s)
@@ -424,6 +436,7 @@ static int cg_dir_kill(const char *dir)
 
 static void cg_slot_free(cgslot *c)
 {
+    close_fd(&c->dir_fd);
     close_fd(&c->procs_fd);
     close_fd(&c->events_fd);
     free(c->path);
@@ -448,9 +461,12 @@ static cgslot *cg_slot_get(void)
     c = calloc(1, sizeof *c);
     if (!c)
         goto fail;
-    c->procs_fd = c->events_fd = -1;
+    c->dir_fd = c->procs_fd = c->events_fd = -1;
     c->path = strdup(dir);
     if (!c->path || pathf(file, sizeof file, "%s/cgroup.procs", dir) < 0)
+        goto fail;
+    c->dir_fd = fd_above_stdio(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (c->dir_fd < 0)
         goto fail;
     c->procs_fd = fd_above_stdio(open(file, O_WRONLY | O_CLOEXEC));
     if (c->procs_fd < 0 || pathf(file, sizeof file, "%s/cgroup.events", dir) < 0)
@@ -479,10 +495,14 @@ static int cg_slot_populated(const cgslot *c)
 }
 
 /* Gives a job cgroup back: to the free list when it is empty, else
- * (unkillable leftovers) it stays until proc_global_release. */
+ * (unkillable leftovers) it stays until proc_global_release. One that
+ * was killed through cgroup.kill is removed instead: Linux (seen on 6.18)
+ * SIGKILLs every process later cloned into it with CLONE_INTO_CGROUP, as
+ * the child is checked against the kill count of its parent's cgroup,
+ * not of the one it enters. */
 static void cg_slot_put(cgslot *c)
 {
-    if (cg_slot_populated(c) == 0 && G.cg_nfree < CG_POOL_MAX && G.cg_base) {
+    if (!c->killed && cg_slot_populated(c) == 0 && G.cg_nfree < CG_POOL_MAX && G.cg_base) {
         c->next = G.cg_free;
         G.cg_free = c;
         G.cg_nfree++;
@@ -999,9 +1019,10 @@ static void tree_signal(proc *p, int sig)
     if (!p->reaped)
         kill(-p->pid, sig);
     if (p->cg) {
-        if (sig == SIGKILL)
+        if (sig == SIGKILL) {
             cg_dir_kill(p->cg->path);
-        else
+            p->cg->killed = 1;
+        } else
             cg_signal(p, sig);
     } else {
         scan_signal(p, sig);
@@ -1189,37 +1210,39 @@ static int take_news(proc *p)
 
 enum { STAGE_SETUP = 1, STAGE_CGROUP, STAGE_CRED, STAGE_CWD, STAGE_EXEC };
 
-/* What the child needs, all prepared by the parent: between vfork and
- * exec the child only makes system calls. */
+/* What the child needs, all prepared by the parent: between the clone
+ * and exec the child only makes system calls. It shares our memory until
+ * exec (CLONE_VM, or vfork), and we are suspended until then: so it
+ * reports a failure here, and we read it once we run again. */
 struct child_ctx {
     const char *shell;
     char *const *argv;
     char *const *envp;
     int in, out, err; /* the child's ends, all >= 3 */
-    int cgfd;         /* the job cgroup's cgroup.procs, or -1 */
+    int cgfd;         /* cgroup.procs to join, or -1 (none, or joined by clone3) */
     const char *cwd;
     uid_t uid;
     gid_t gid;
     pid_t parent;
-    int report;       /* write end of the report pipe (O_CLOEXEC) */
     int nlimits;
     const struct proc_limit *limits;
+    volatile int fail_stage; /* set by a child that could not exec */
+    volatile int fail_errno;
 };
 
-static void child_fail(const struct child_ctx *c, int stage)
+__attribute__((noreturn)) static void child_fail(struct child_ctx *c, int stage)
 {
-    int msg[2] = {stage, errno};
-    ssize_t r = write(c->report, msg, sizeof msg);
-    (void)r;
+    c->fail_errno = errno;
+    c->fail_stage = stage;
     _exit(127);
 }
 
-__attribute__((noreturn, noinline)) static void child_exec(const struct child_ctx *c)
+__attribute__((noreturn, noinline)) static void child_exec(struct child_ctx *c)
 {
     /* Signals are all blocked (by the parent). Give every one its default
      * action (handlers are the worker's; SIGPIPE's SIG_IGN would survive
      * exec), then unblock them just before exec. Our sighand is our own:
-     * vfork shares memory, not signal dispositions. */
+     * the clone shares memory, not signal dispositions. */
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -1252,27 +1275,131 @@ __attribute__((noreturn, noinline)) static void child_exec(const struct child_ct
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != c->parent)
         _exit(127);
-    /* Ours are all O_CLOEXEC; this covers fds others opened without. */
-    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    /* Closed now, not at exec: exec wakes us (the parent) before it
+     * closes the O_CLOEXEC ones, and a pipe or pidfd of another proc still
+     * open here for that moment would outlive our close() of it, and with
+     * it its registration in the worker's epoll (an event for a freed
+     * watch). Also covers fds others opened without O_CLOEXEC. */
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+        syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     execve(c->shell, c->argv, c->envp);
     child_fail(c, STAGE_EXEC);
-    _exit(127);
 }
 
-/* vfork + child_exec with every signal blocked around it (a handler of
- * the worker must not run in the child). Kept apart so that no variable
- * of the caller lives across vfork. Returns the pid or -1 + errno. */
-__attribute__((noinline)) static pid_t spawn_child(const struct child_ctx *c)
+#if defined(__x86_64__) && defined(SYS_clone3)
+/* clone3's arguments, up to the cgroup (CLONE_ARGS_SIZE_VER2), spelled
+ * out so that older kernel headers do. */
+struct bx_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    uint64_t set_tid, set_tid_size, cgroup;
+};
+
+/* clone3 sharing our memory: the child starts on its own stack (args)
+ * and runs child_exec(c), which never returns; the parent gets the pid or
+ * -errno. libc has no wrapper that takes clone3's arguments and a
+ * function, hence the few instructions. */
+__attribute__((noinline)) static long clone3_exec(struct bx_clone_args *args, struct child_ctx *c)
+{
+    long ret;
+    register void (*fn)(struct child_ctx *) __asm__("r12") = child_exec;
+    register struct child_ctx *arg __asm__("r13") = c;
+    __asm__ volatile("syscall\n\t"
+                     "test %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     /* the child, on the new stack: an outermost frame */
+                     "xor %%ebp, %%ebp\n\t"
+                     "and $-16, %%rsp\n\t"
+                     "mov %%r13, %%rdi\n\t"
+                     "call *%%r12\n\t"
+                     "ud2\n"
+                     "1:"
+                     : "=a"(ret)
+                     : "0"((long)SYS_clone3), "D"(args), "S"(sizeof *args), "r"(fn), "r"(arg)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+/* The child in the job's cgroup from its first instruction (no migration
+ * of a running process: that waits for an RCU grace period, milliseconds
+ * on a busy machine, while we are suspended) and its pidfd with it.
+ * The pid, -1 + errno, or -2 when clone3 cannot do it here. */
+static pid_t spawn_clone3(struct child_ctx *c, int cg_dir, int *pidfd)
+{
+    if (G.no_clone3)
+        return -2;
+    if (!G.clone_stack) {
+        void *st = mmap(NULL, CLONE_STACK, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (st == MAP_FAILED)
+            return -2;
+        G.clone_stack = st;
+    }
+    struct bx_clone_args a;
+    memset(&a, 0, sizeof a);
+    a.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+    a.pidfd = (uint64_t)(uintptr_t)pidfd;
+    /* SIGCHLD, or the root would be a "clone child" that waitid without
+     * __WALL never sees */
+    a.exit_signal = SIGCHLD;
+    a.stack = (uint64_t)(uintptr_t)G.clone_stack;
+    a.stack_size = CLONE_STACK;
+    if (cg_dir >= 0) {
+        a.flags |= BX_CLONE_INTO_CGROUP;
+        a.cgroup = (uint64_t)cg_dir;
+    }
+    long r = clone3_exec(&a, c);
+    if (r >= 0)
+        return (pid_t)r;
+    /* ENOSYS: no clone3 (Linux < 5.3, valgrind); E2BIG or EINVAL: no
+     * CLONE_INTO_CGROUP (< 5.7). Then never again. */
+    if (r == -ENOSYS || r == -E2BIG || r == -EINVAL) {
+        G.no_clone3 = 1;
+        return -2;
+    }
+    errno = (int)-r;
+    return -1;
+}
+#else
+static pid_t spawn_clone3(struct child_ctx *c, int cg_dir, int *pidfd)
+{
+    (void)c;
+    (void)cg_dir;
+    (void)pidfd;
+    return -2;
+}
+#endif
+
+/* vfork + child_exec. Kept apart so that no variable of the caller lives
+ * across vfork. Returns the pid or -1 + errno. */
+__attribute__((noinline)) static pid_t spawn_vfork(struct child_ctx *c)
+{
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(c);
+    return pid;
+}
+
+/* Starts the child with every signal blocked around it (a handler of the
+ * worker must not run in the child): clone3 into the cgroup when it can,
+ * else vfork and the child joins the cgroup itself. *pidfd is the root's
+ * pidfd, or -1 when the caller must open one. Returns the pid, or -1 +
+ * errno. */
+static pid_t spawn_child(struct child_ctx *c, const cgslot *cg, int *pidfd)
 {
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
-    pid_t pid = vfork();
-    if (pid == 0)
-        child_exec(c);
+    *pidfd = -1;
+    c->cgfd = -1;
+    pid_t pid = spawn_clone3(c, cg ? cg->dir_fd : -1, pidfd);
+    if (pid == -2) {
+        *pidfd = -1;
+        c->cgfd = cg ? cg->procs_fd : -1;
+        pid = spawn_vfork(c);
+    }
     int e = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     errno = e;
@@ -1344,8 +1471,8 @@ static void proc_destroy(proc *p)
 proc *proc_spawn_ex(const proc_spec *spec, proc_fail *why, char *err, size_t errlen)
 {
     proc_fail fail = PROC_FAIL_SYSTEM;
-    int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, rep[2] = {-1, -1};
-    int child_in = -1, e = 0;
+    int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
+    int child_in = -1, pidfd = -1, e = 0;
     char **envp = NULL;
     proc *p = NULL;
     char dummy[8];
@@ -1369,20 +1496,8 @@ proc *proc_spawn_ex(const proc_spec *spec, proc_fail *why, char *err, size_t err
         msgf(err, errlen, "spawn: uid %ld given without a gid", (long)spec->uid);
         goto fail;
     }
-    if (spec->cwd) {
-        struct stat st;
-        if (stat(spec->cwd, &st) < 0)
-            e = errno;
-        else if (!S_ISDIR(st.st_mode))
-            e = ENOTDIR;
-        else if (spec->uid == (uid_t)-1 && access(spec->cwd, X_OK) < 0)
-            e = errno; /* with a uid, the child's chdir decides */
-        if (e) {
-            fail = PROC_FAIL_CWD;
-            msgf(err, errlen, "cwd '%s': %s", spec->cwd, strerror(e));
-            goto fail;
-        }
-    }
+    /* A cwd that is missing, not a directory or not accessible is found
+     * by the child's chdir (STAGE_CWD), as its user sees it. */
 
     p = calloc(1, sizeof *p);
     if (!p)
@@ -1410,7 +1525,7 @@ proc *proc_spawn_ex(const proc_spec *spec, proc_fail *why, char *err, size_t err
     if (!envp)
         goto sysfail;
 
-    if (pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0)
+    if (pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0)
         goto sysfail;
     if (spec->stdin_data && spec->stdin_len > 0) {
         if (pipe2(pin, O_CLOEXEC) < 0)
@@ -1424,8 +1539,7 @@ proc *proc_spawn_ex(const proc_spec *spec, proc_fail *why, char *err, size_t err
     }
     pout[1] = fd_above_stdio(pout[1]);
     perr[1] = fd_above_stdio(perr[1]);
-    rep[1] = fd_above_stdio(rep[1]);
-    if (pout[1] < 0 || perr[1] < 0 || rep[1] < 0)
+    if (pout[1] < 0 || perr[1] < 0)
         goto sysfail;
     if (set_nonblock(pout[0]) < 0 || set_nonblock(perr[0]) < 0)
         goto sysfail;
@@ -1440,34 +1554,29 @@ proc *proc_spawn_ex(const proc_spec *spec, proc_fail *why, char *err, size_t err
     char *argv[] = {(char *)spec->shell, (char *)"-c", (char *)spec->command, NULL};
     struct child_ctx ctx = {
         .shell = spec->shell, .argv = argv, .envp = envp,
-        .in = child_in, .out = pout[1], .err = perr[1], .cgfd = p->cg ? p->cg->procs_fd : -1,
+        .in = child_in, .out = pout[1], .err = perr[1], .cgfd = -1,
         .cwd = spec->cwd, .uid = spec->uid, .gid = spec->gid,
-        .parent = G.self, .report = rep[1],
+        .parent = G.self,
         .nlimits = spec->nlimits > 8 ? 8 : spec->nlimits, .limits = spec->limits,
     };
-    pid_t pid = spawn_child(&ctx);
+    pid_t pid = spawn_child(&ctx, p->cg, &pidfd);
     if (pid < 0) {
         e = errno;
-        msgf(err, errlen, "spawn: vfork: %s", strerror(e));
+        msgf(err, errlen, "spawn: %s", strerror(e));
         goto fail;
     }
     close_fd(&pout[1]);
     close_fd(&perr[1]);
-    close_fd(&rep[1]);
     close_fd(&pin[0]);
 
-    /* EOF when exec succeeded; stage and errno when it did not. */
-    int msg[2];
-    ssize_t r;
-    do
-        r = read(rep[0], msg, sizeof msg);
-    while (r < 0 && errno == EINTR);
-    close_fd(&rep[0]);
-    if (r == (ssize_t)sizeof msg) {
+    /* We run again once the child has exec'd, or exited after saying why
+     * it could not. */
+    if (ctx.fail_stage) {
+        close_fd(&pidfd);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
-        e = msg[1];
-        switch (msg[0]) {
+        e = ctx.fail_errno;
+        switch (ctx.fail_stage) {
         case STAGE_CWD:
             fail = PROC_FAIL_CWD;
             msgf(err, errlen, "cwd '%s': %s", spec->cwd, strerror(e));
@@ -1491,7 +1600,7 @@ proc *proc_spawn_ex(const proc_spec *spec, proc_fail *why, char *err, size_t err
     }
 
     /* Our unreaped child: its pid cannot be reused, so this is exact. */
-    p->pidfd = G.no_pidfd ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+    p->pidfd = pidfd >= 0 ? pidfd : G.no_pidfd ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
     if (p->pidfd < 0 && (G.no_pidfd || errno == ENOSYS)) {
         G.no_pidfd = 1;
         p->poll_step_ms = 1;
@@ -1541,8 +1650,6 @@ fail:
     close_fd(&pout[1]);
     close_fd(&perr[0]);
     close_fd(&perr[1]);
-    close_fd(&rep[0]);
-    close_fd(&rep[1]);
     free(envp);
     if (p)
         proc_destroy(p);

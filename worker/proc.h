@@ -1,7 +1,8 @@
 /* proc — one job's command as a process tree the worker owns whole.
  *
- * proc_spawn runs {shell, "-c", command} (vfork + execve, never a shell
- * string of ours) in a new process group, with stdout and stderr on pipes
+ * proc_spawn runs {shell, "-c", command} (clone3 sharing our memory, as
+ * vfork does, or vfork itself; then execve, never a shell string of ours)
+ * in a new process group, with stdout and stderr on pipes
  * and stdin fed from memory, and never blocks afterwards: the caller's
  * single-threaded epoll loop watches the fds of proc_fds, calls
  * proc_on_ready when one is ready and proc_tick when the deadline of
@@ -14,11 +15,15 @@
  *           hybrid layout, at /sys/fs/cgroup/unified), the worker's own
  *           cgroup is writable and cgroup.kill exists (Linux >= 5.14):
  *           one cgroup per running job, <own cgroup>/bx-worker.<pid>/j<n>,
- *           joined by the child before exec. Every descendant stays in it
+ *           entered at birth (clone3 CLONE_INTO_CGROUP, Linux >= 5.7, on
+ *           x86-64; else the child joins it before exec, a migration that
+ *           waits for an RCU grace period: milliseconds on a busy
+ *           machine, while the worker waits). Every descendant stays in it
  *           whatever it does (setsid, double fork, cleared environment);
  *           cgroup.kill kills them all at once, forks included, and
  *           cgroup.events "populated 0" says none is left. Job cgroups are
- *           reused once empty (a fresh one costs ~0.7 ms of kernel time).
+ *           reused once empty (a fresh one costs ~0.7 ms of kernel time),
+ *           except those cgroup.kill was used on.
  *           Directories of a worker that died are emptied (SIGKILL) and
  *           removed by the next proc_global_init in the same cgroup.
  *   scan    (PROC_TREE_SCAN) otherwise (no cgroup v2, read-only cgroupfs as
