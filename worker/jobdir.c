@@ -23,6 +23,8 @@ struct jobdirs {
     char *base;
     uid_t uid;   /* (uid_t)-1: the worker's own, no chown */
     gid_t gid;
+    uid_t euid;  /* the worker's, who owns the idle ones */
+    gid_t egid;
     int keep;    /* at most this many idle directories */
     int n;
     char **idle; /* [0..n): empty, ours (see jobdir_put) */
@@ -50,6 +52,8 @@ jobdirs *jobdirs_new(const char *base, uid_t uid, gid_t gid, int keep)
     }
     jd->uid = uid;
     jd->gid = gid;
+    jd->euid = geteuid();
+    jd->egid = getegid();
     jd->keep = keep > 0 ? keep : 0;
     return jd;
 }
@@ -204,12 +208,12 @@ static int reclaim(const jobdirs *jd, const char *path)
     if (fd < 0)
         return -1;
     struct stat st;
-    uid_t owner = jd->uid != (uid_t)-1 ? jd->uid : geteuid();
+    uid_t owner = jd->uid != (uid_t)-1 ? jd->uid : jd->euid;
     int ok = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700 &&
              st.st_uid == owner;
     if (ok && jd->uid != (uid_t)-1)
         /* first, so that nothing new can be made in it from now on */
-        ok = fchown(fd, geteuid(), getegid()) == 0;
+        ok = fchown(fd, jd->euid, jd->egid) == 0;
     int empty = ok ? dir_empty(fd) : -1;
     if (empty == 0) {
         rm_errno = 0;
