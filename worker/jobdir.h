@@ -10,7 +10,8 @@
  * block: ~0.25 ms a job). So a finished job's directory that is still
  * what we made (a directory, not a symlink, mode 0700, owned by the job's
  * user) is taken back by the worker (chown to the worker's own user, so
- * that the job's user cannot touch it while it waits), emptied, renamed
+ * that the job's user, when it is another, cannot touch it while it
+ * waits), emptied, renamed
  * to a new random name and kept for a next job, which gets it chowned
  * back. Anything else is deleted as before. Not thread-safe. */
 #ifndef BX_JOBDIR_H
