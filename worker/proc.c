@@ -1228,12 +1228,19 @@ struct child_ctx {
     const struct proc_limit *limits;
     volatile int fail_stage; /* set by a child that could not exec */
     volatile int fail_errno;
+    int report;       /* vfork only: write end of a pipe (O_CLOEXEC, >= 3) that
+                         says the same, for where vfork is a fork (valgrind) */
 };
 
 __attribute__((noreturn)) static void child_fail(struct child_ctx *c, int stage)
 {
     c->fail_errno = errno;
     c->fail_stage = stage;
+    if (c->report >= 0) {
+        int msg[2] = {stage, c->fail_errno};
+        ssize_t r = write(c->report, msg, sizeof msg);
+        (void)r;
+    }
     _exit(127);
 }
 
@@ -1280,7 +1287,9 @@ __attribute__((noreturn, noinline)) static void child_exec(struct child_ctx *c)
      * open here for that moment would outlive our close() of it, and with
      * it its registration in the worker's epoll (an event for a freed
      * watch). Also covers fds others opened without O_CLOEXEC. */
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+    unsigned rep = c->report >= 3 ? (unsigned)c->report : ~0U;
+    if ((rep > 3 && syscall(SYS_close_range, 3U, rep - 1, 0U) < 0) ||
+        (rep < ~0U && syscall(SYS_close_range, rep + 1, ~0U, 0U) < 0))
         syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
     sigset_t none;
     sigemptyset(&none);
@@ -1394,12 +1403,36 @@ static pid_t spawn_child(struct child_ctx *c, const cgslot *cg, int *pidfd)
     sigprocmask(SIG_SETMASK, &all, &old);
     *pidfd = -1;
     c->cgfd = -1;
+    c->report = -1;
     pid_t pid = spawn_clone3(c, cg ? cg->dir_fd : -1, pidfd);
     if (pid == -2) {
+        int rep[2];
         *pidfd = -1;
         c->cgfd = cg ? cg->procs_fd : -1;
-        pid = spawn_vfork(c);
+        if (pipe2(rep, O_CLOEXEC) < 0)
+            goto out;
+        rep[1] = fd_above_stdio(rep[1]);
+        c->report = rep[1];
+        pid = rep[1] < 0 ? -1 : spawn_vfork(c);
+        int e = errno;
+        close_fd(&rep[1]);
+        c->report = -1;
+        if (pid > 0) {
+            /* EOF once exec succeeded; stage and errno when it did not */
+            int msg[2];
+            ssize_t r;
+            do
+                r = read(rep[0], msg, sizeof msg);
+            while (r < 0 && errno == EINTR);
+            if (r == (ssize_t)sizeof msg) {
+                c->fail_errno = msg[1];
+                c->fail_stage = msg[0];
+            }
+        }
+        close_fd(&rep[0]);
+        errno = e;
     }
+out:;
     int e = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     errno = e;
