@@ -1898,13 +1898,15 @@ void proc_free(proc *p)
         return;
     if (p->state != ST_DONE)
         finish_sync(p);
-    int leftovers = p->leftovers;
+    /* also when we killed the tree: all of it may have been gone at the
+     * first look, its members not yet reparented to us */
+    int stragglers = p->leftovers || p->hard_killed;
     registry_del(p);
     proc_destroy(p);
     /* An empty cgroup says the tree is dead, not that its members
      * reparented to us are reaped yet: a killed leftover turns zombie a
      * moment after it leaves the cgroup. */
-    for (int i = 0; leftovers && i < 5; i++) {
+    for (int i = 0; stragglers && i < 5; i++) {
         usleep(1000); /* only when the job left processes behind */
         proc_global_reap();
     }
