@@ -46,6 +46,12 @@
 #define CLONE_PIDFD 0x00001000
 #endif
 #define BX_CLONE_INTO_CGROUP 0x200000000ULL
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define CLONE_STACK_CLEAN(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define CLONE_STACK_CLEAN(p, n) ((void)0)
+#endif
 #define CLONE_STACK (64 * 1024)
 
 #define DEFAULT_LINGER_MS 100
@@ -1346,6 +1352,8 @@ static pid_t spawn_clone3(struct child_ctx *c, int cg_dir, int *pidfd)
             return -2;
         G.clone_stack = st;
     }
+    /* a child that _exit()ed left its frames' ASan redzones poisoned */
+    CLONE_STACK_CLEAN(G.clone_stack, CLONE_STACK);
     struct bx_clone_args a;
     memset(&a, 0, sizeof a);
     a.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
