@@ -8,7 +8,8 @@
 #                     acks_late, prefetch 1, prefork x2 (celery_bench.py)
 #   3. RabbitMQ raw   rabbitmq-c: confirm each, 1000 in flight, consume+ack (amqp_raw.c)
 #   4. end to end     3000 `true` jobs through the HTTP API on one worker x2
-#                     until all are recorded; one job at a time (latency.c)
+#                     until all are recorded, and the CPU per job of every
+#                     process (cpu_account.py); one job at a time (latency.c)
 #   5. API            wrk on POST /v1/jobs and GET /v1/jobs/{id}
 #   6. recorder       result events -> MongoDB vs a raw libmongoc bulk insert (mongo_raw.c)
 #   7. scale          `sleep 0.1` jobs on 1, 2, 4 workers x4
@@ -284,6 +285,20 @@ need_stack() {   # need_stack PART
     return 1
 }
 pidof_bx() { bx_pidfile_pid "$RUN" "$1"; }
+# the pid listening on 127.0.0.1's port of URL (RabbitMQ, Redis, MongoDB), or nothing
+pidof_listener() {
+    local host port
+    read -r host port < <(bx_url_hostport "$1" "$2")
+    ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+# cpu_snap FILE: CPU used so far by each process of the pipeline and the machine
+cpu_snap() {
+    local n args=()
+    for n in bx-api bx-worker-1 bx-recorder; do args+=("$n=$(pidof_bx "$n")"); done
+    args+=("rabbitmq=$(pidof_listener "$BX_AMQP_URL" 5672)" "redis=$(pidof_listener "$BX_REDIS_URL" 6379)"
+           "mongodb=$(pidof_listener "$BX_MONGO_URL" 27017)")
+    $PY "$HERE/cpu_account.py" snap "$1" "${args[@]}"
+}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 # POST one job (JSON body) and print its id
 submit_job() {
@@ -349,6 +364,7 @@ part_e2e() {
     local r out t0 run_id done_json end ok
     for (( r = 1; r <= REPS; r++ )); do
         budget_ok e2e || return
+        cpu_snap "$OUT/cpu.before.json"
         t0=$(now_ms)
         if ! out=$(timeout --foreground 130 "$BIN/bx" load -n "$E2E_N" -c 32 --wait --wait-timeout 100 --json true 2>"$OUT/e2e.err"); then
             na e2e "bx load failed: $(why "$OUT/e2e.err")"
@@ -380,6 +396,10 @@ part_e2e() {
         sample bx.e2e_rate "$(awk -v n="$E2E_N" -v ms=$(( end - t0 )) 'BEGIN { printf "%.1f", n * 1000 / ms }')"
         sample bx.e2e_terminal_rate "$(jnum .e2e_per_s "$out")"
         say "end to end, rep $r: $E2E_N jobs recorded in $(( end - t0 )) ms; bx load: $out"
+        # where the CPU went (the marker and the wait are in it too: small)
+        cpu_snap "$OUT/cpu.after.json"
+        $PY "$HERE/cpu_account.py" diff "$OUT/cpu.before.json" "$OUT/cpu.after.json" "$E2E_N" \
+            >"$OUT/cpu_per_job.txt" 2>/dev/null && sed "s/^/bench: cpu, rep $r: /" "$OUT/cpu_per_job.txt" >&2
     done
 }
 
@@ -579,6 +599,10 @@ meta seconds "$SECONDS"
 
 # ------------------------------------------------------------- report
 "$PY" "$HERE/report.py" "$SAMPLES" "$NOTES" "$META" "$OUT/results.json" | tee "$OUT/results.txt"
+if [[ -s $OUT/cpu_per_job.txt ]]; then
+    { echo; echo "where the CPU of the last end-to-end run went (cpu_account.py):"; cat "$OUT/cpu_per_job.txt"; } |
+        tee -a "$OUT/results.txt"
+fi
 say "done in ${SECONDS}s"
 if [[ ${BENCH_STRICT:-0} == 1 ]] && jq -e '[.results[] | select(.target != null and .pass != true)] | length > 0' \
         "$OUT/results.json" >/dev/null; then
