@@ -276,15 +276,7 @@ class Stack:
 
     def amqp(self):
         """A py-amqp connection to the stack's RabbitMQ (close it)."""
-        import urllib.parse
-        import amqp
-        p = urllib.parse.urlsplit(self.env.get("BX_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-        c = amqp.Connection(host="%s:%d" % (p.hostname or "127.0.0.1", p.port or 5672),
-                            userid=urllib.parse.unquote(p.username or "guest"),
-                            password=urllib.parse.unquote(p.password or "guest"),
-                            virtual_host=urllib.parse.unquote(p.path[1:]) or "/")
-        c.connect()
-        return c
+        return amqp_connect(self.env.get("BX_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
 
     def wait_record(self, job_id, cond=lambda r: True, timeout=30):
         """The job's one history record once cond(record) holds."""
@@ -463,6 +455,19 @@ class Stack:
             before = body["next"]
             if not before:
                 return ids
+
+
+def amqp_connect(url):
+    """A py-amqp connection to the RabbitMQ at an amqp:// URL (close it)."""
+    import urllib.parse
+    import amqp
+    p = urllib.parse.urlsplit(url)
+    c = amqp.Connection(host="%s:%d" % (p.hostname or "127.0.0.1", p.port or 5672),
+                        userid=urllib.parse.unquote(p.username or "guest"),
+                        password=urllib.parse.unquote(p.password or "guest"),
+                        virtual_host=urllib.parse.unquote(p.path[1:]) or "/")
+    c.connect()
+    return c
 
 
 def free_port():

@@ -39,7 +39,7 @@ import uuid
 import amqp
 import pymongo
 
-from harness import free_port, wait_for
+from harness import amqp_connect, free_port, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("BX_BIN_DIR", os.path.join(ROOT, "bin"))
@@ -110,16 +110,6 @@ class Recorder:
             return f.read()
 
 
-def amqp_connect():
-    p = urllib.parse.urlsplit(AMQP_URL)
-    c = amqp.Connection(host="%s:%d" % (p.hostname or "127.0.0.1", p.port or 5672),
-                        userid=urllib.parse.unquote(p.username or "guest"),
-                        password=urllib.parse.unquote(p.password or "guest"),
-                        virtual_host=urllib.parse.unquote(p.path[1:]) or "/")
-    c.connect()
-    return c
-
-
 def event(job_id, attempt=1, state="succeeded", **extra):
     ev = {"id": job_id, "command": "echo hi", "queue": "default", "priority": 0,
           "labels": {"suite": "recorder"}, "attempt": attempt, "state": state,
@@ -138,7 +128,7 @@ class World:
         self.ferret.start()
         self.rec = Recorder(tmp, self.ferret.url)
         self.rec.start()
-        self.conn = amqp_connect()
+        self.conn = amqp_connect(AMQP_URL)
         self.ch = self.conn.channel()
         self.ch.confirm_select()
         self.mongo = pymongo.MongoClient(self.ferret.url, serverSelectionTimeoutMS=20000)
@@ -409,7 +399,7 @@ def t_shutdown(w):
 
 def cleanup():
     try:
-        c = amqp_connect()
+        c = amqp_connect(AMQP_URL)
         ch = c.channel()
         for q in (NS + ".results", NS + ".dead"):
             ch.queue_delete(q)
