@@ -5,7 +5,9 @@
  * Latencies come from the jobs' own timestamps (finished_at minus
  * submitted_at, both written by the system), so how often bx polls
  * does not change them; bx polls the oldest unfinished jobs first, a
- * window at a time, which keeps the polling light next to the load. */
+ * few more than ended in the last round, which keeps the polling light
+ * next to the load. */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +206,8 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+#define POLL_MIN_MS 20
+
 /* Polls the unfinished jobs, oldest first, until none is left or
  * timeout_ms (0 = none) passes. */
 static int wait_all(load *L, int64_t timeout_ms)
@@ -216,36 +220,52 @@ static int wait_all(load *L, int64_t timeout_ms)
     for (size_t i = 0; i < L->njobs; i++)
         if (L->jobs[i].id[0])
             pending[np++] = i;
-    size_t window = (size_t)L->nslots * 4 < 64 ? 64 : (size_t)L->nslots * 4;
-    int64_t start = clock_mono_ms(), delay = 10;
+    /* Jobs end about in the order they were sent. Each round asks for the
+     * oldest k unfinished, k twice what ended in the round before (and a
+     * few): polling stays a few requests per job, not a busy loop that
+     * takes the CPU from the system it measures. */
+    size_t window = (size_t)L->nslots * 4 < 64 ? 64 : (size_t)L->nslots * 4, k = 8;
+    int64_t start = clock_mono_ms(), delay = POLL_MIN_MS;
     int rc = 0;
     while (np && !L->conn_failed) {
-        size_t w = np < window ? np : window, before = L->finished;
+        size_t w = np < k ? np : k, before = L->finished;
         if (run_batch(L, REQ_STATUS, pending, w)) {
             rc = -1;
             break;
         }
-        size_t k = 0;
+        size_t kept = 0;
         for (size_t i = 0; i < np; i++)
             if (L->jobs[pending[i]].lat_ms < 0 && !L->jobs[pending[i]].gone)
-                pending[k++] = pending[i];
-        np = k;
+                pending[kept++] = pending[i];
+        size_t ended = np - kept;
+        np = kept;
         if (timeout_ms > 0 && clock_mono_ms() - start > timeout_ms) {
             cli_err("load: gave up waiting after %.1f s with %zu jobs unfinished",
                     (double)timeout_ms / 1000, np);
             rc = -1;
             break;
         }
-        /* nothing ended in this window: the oldest jobs are still running */
-        if (np && L->finished == before) {
-            sleep_ms(delay);
-            delay = delay * 2 > 200 ? 200 : delay * 2;
-        } else {
-            delay = 10;
-        }
+        k = 2 * ended + 8 < window ? 2 * ended + 8 : window;
+        if (!np)
+            break;
+        /* nothing ended: the oldest jobs are still running */
+        delay = L->finished == before ? (delay * 2 > 200 ? 200 : delay * 2) : POLL_MIN_MS;
+        sleep_ms(delay);
     }
     free(pending);
     return rc;
+}
+
+/* A label value that needs no quoting anywhere it is shown or queried. */
+static int run_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (!n || n >= ID_LEN)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("-_.", *s))
+            return 0;
+    return 1;
 }
 
 static void load_usage(FILE *f)
@@ -264,12 +284,14 @@ static void load_usage(FILE *f)
             "  -q, --queue Q           queue of the jobs\n"
             "  -p, --priority N        priority of the jobs, 0 to 9\n"
             "      --wait-timeout S    give up waiting after S seconds (exit 124)\n"
+            "      --run-id ID         the label's value (default: a new id), so that\n"
+            "                          another program can watch for the run's jobs\n"
             "      --json              print the results as one JSON document\n");
 }
 
 int cmd_load(bx_cli *c, int argc, char **argv)
 {
-    enum { O_WAIT_TIMEOUT = 256, O_JSON };
+    enum { O_WAIT_TIMEOUT = 256, O_JSON, O_RUN_ID };
     static const struct option opts[] = {
         {"jobs", required_argument, NULL, 'n'},
         {"concurrency", required_argument, NULL, 'c'},
@@ -278,12 +300,13 @@ int cmd_load(bx_cli *c, int argc, char **argv)
         {"priority", required_argument, NULL, 'p'},
         {"wait-timeout", required_argument, NULL, O_WAIT_TIMEOUT},
         {"json", no_argument, NULL, O_JSON},
+        {"run-id", required_argument, NULL, O_RUN_ID},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     long njobs = 100, conc = 8, prio = -1;
     double wait_timeout = 0;
-    const char *queue = NULL;
+    const char *queue = NULL, *given_run_id = NULL;
     int o, wait = 0, rc = EX_USAGE;
     load L = {.c = c};
     json_t *req = NULL;
@@ -313,6 +336,14 @@ int cmd_load(bx_cli *c, int argc, char **argv)
                 return EX_USAGE;
             break;
         case O_JSON: c->json = 1; break;
+        case O_RUN_ID:
+            if (!run_id_ok(optarg)) {
+                cli_err("load: --run-id must be 1 to %d letters, digits, '-', '_' or '.'",
+                        ID_LEN - 1);
+                return EX_USAGE;
+            }
+            given_run_id = optarg;
+            break;
         case 'h': load_usage(stdout); return EX_OK;
         default: return cmd_bad_option("load", o, argv);
         }
@@ -335,7 +366,10 @@ int cmd_load(bx_cli *c, int argc, char **argv)
         strcat(cmdline, argv[i]);
     }
     char run_id[ID_LEN];
-    id_new(run_id);
+    if (given_run_id)
+        snprintf(run_id, sizeof run_id, "%s", given_run_id);
+    else
+        id_new(run_id);
     json_t *cmd_v = json_string(cmdline);
     if (!cmd_v) {
         cli_err("load: the command is not valid UTF-8 text");
