@@ -10,7 +10,7 @@
  *        before the clock starts: this is the server's and the driver's
  *        ceiling, nothing else.
  *   mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID [-F FIRST_ID]]
- *                  [-L RECORDER_LOG] [-s TIMEOUT_S] [-S STALL_S]
+ *                  [-L RECORDER_LOG [-R READY_FILE]] [-s TIMEOUT_S] [-S STALL_S]
  *        waits until DB.jobs holds N documents with the label LABEL=VALUE
  *        (LABEL defaults to bench_tag) and prints the wall-clock ms at
  *        which they were all there (bx-recorder had written them) and how
@@ -28,7 +28,11 @@
  *        confirm. Even a find by _id every 5 ms, while the recorder
  *        writes, took FerretDB (SQLite) from about 0.2 to 3.5 ms of CPU
  *        per document written, so the recorder was measured against its
- *        own waiter; the raw insert has none.
+ *        own waiter; the raw insert has none. With -R READY_FILE it then
+ *        creates READY_FILE and counts only once the caller removed it
+ *        (10 s at most), so that the caller's measurements end where the
+ *        recorder did and leave out the count (a scan on FerretDB, of
+ *        every document of the database).
  *   mongo_raw dropdb -m URL -d DB    drops database DB (cleanup)
  *
  * Prints one JSON line; exit 0 on success. */
@@ -327,7 +331,7 @@ static int wait_log(const char *path, long n, double timeout_s, double stall_s, 
 
 static int cmd_wait(const char *url, const char *db, const char *label, const char *tag, long n,
                     const char *last_id, const char *first_id, const char *rec_log,
-                    double timeout_s, double stall_s)
+                    const char *ready_file, double timeout_s, double stall_s)
 {
     mongoc_client_t *cl = mongoc_client_new(url);
     if (!cl) {
@@ -346,6 +350,16 @@ static int cmd_wait(const char *url, const char *db, const char *label, const ch
         if (wait_log(rec_log, n, timeout_s, stall_s, &end_wall, &polls))
             goto out;
         last_id = NULL;
+        if (ready_file) {
+            FILE *rf = fopen(ready_file, "w");
+            if (!rf) {
+                fprintf(stderr, "mongo_raw: cannot create %s\n", ready_file);
+                goto out;
+            }
+            fclose(rf);
+            for (int i = 0; i < 10000 && access(ready_file, F_OK) == 0; i++)
+                usleep(1000);
+        }
     }
     /* 1. the cheap part: the last document (and, to tell that anything
      * is being written at all, the first) */
@@ -456,12 +470,13 @@ int main(int argc, char **argv)
         goto usage;
     const char *mode = argv[1], *url = "mongodb://127.0.0.1:27017/", *db = NULL, *tag = NULL,
                *file = NULL;
-    const char *label = "bench_tag", *last_id = NULL, *first_id = NULL, *rec_log = NULL;
+    const char *label = "bench_tag", *last_id = NULL, *first_id = NULL, *rec_log = NULL,
+               *ready_file = NULL;
     long n = 5000, batch = 500;
     double timeout_s = 60, stall_s = 15;
     int o;
     optind = 2;
-    while ((o = getopt(argc, argv, "m:d:n:t:o:f:b:s:k:i:F:L:S:")) != -1) {
+    while ((o = getopt(argc, argv, "m:d:n:t:o:f:b:s:k:i:F:L:R:S:")) != -1) {
         switch (o) {
         case 'm': url = optarg; break;
         case 'd': db = optarg; break;
@@ -475,6 +490,7 @@ int main(int argc, char **argv)
         case 'i': last_id = optarg; break;
         case 'F': first_id = optarg; break;
         case 'L': rec_log = optarg; break;
+        case 'R': ready_file = optarg; break;
         case 'S': stall_s = strtod(optarg, NULL); break;
         default: goto usage;
         }
@@ -489,7 +505,8 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "raw") && db && file)
         rc = cmd_raw(url, db, file, batch);
     else if (!strcmp(mode, "wait") && db && tag)
-        rc = cmd_wait(url, db, label, tag, n, last_id, first_id, rec_log, timeout_s, stall_s);
+        rc = cmd_wait(url, db, label, tag, n, last_id, first_id, rec_log, ready_file, timeout_s,
+                      stall_s);
     else if (!strcmp(mode, "dropdb") && db)
         rc = cmd_dropdb(url, db);
     else {
@@ -502,7 +519,7 @@ usage:
     fprintf(stderr, "usage: mongo_raw gen -n N -t TAG -o FILE\n"
                     "       mongo_raw raw -m URL -d DB -f FILE [-b BATCH]\n"
                     "       mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID "
-                    "[-F FIRST_ID]] [-L RECORDER_LOG] [-s TIMEOUT_S] [-S STALL_S]\n"
+                    "[-F FIRST_ID]] [-L RECORDER_LOG [-R READY_FILE]] [-s TIMEOUT_S] [-S STALL_S]\n"
                     "       mongo_raw dropdb -m URL -d DB\n");
     return 2;
 }

@@ -369,8 +369,10 @@ part_e2e() {
         # waiter reads the recorder's log until it wrote every job's one
         # result, then counts them once in MongoDB.
         run_id=${NS}_e2e$r
+        rm -f "$OUT/e2e.ready"
         timeout --foreground 150 "$OUT/mongo_raw" wait -m "$BX_MONGO_URL" -d "$NS" -k bx_load -t "$run_id" \
-            -L "$RUN/logs/bx-recorder.log" -n "$E2E_N" -s 120 -S 15 >"$OUT/e2e_wait.json" 2>"$OUT/e2e_wait.err" &
+            -L "$RUN/logs/bx-recorder.log" -R "$OUT/e2e.ready" -n "$E2E_N" -s 120 -S 15 \
+            >"$OUT/e2e_wait.json" 2>"$OUT/e2e_wait.err" &
         waiter=$!
         sleep 0.2   # the waiter is at the end of the log before the first job ends
         cpu_snap "$OUT/cpu.before.json"
@@ -380,11 +382,15 @@ part_e2e() {
             kill "$waiter" 2>/dev/null; wait "$waiter" 2>/dev/null
             return
         fi
+        # the CPU is counted until the recorder wrote the last job, before
+        # the waiter counts them in MongoDB (a scan of the whole database)
+        while [[ ! -e $OUT/e2e.ready ]] && kill -0 "$waiter" 2>/dev/null; do sleep 0.01; done
+        cpu_snap "$OUT/cpu.after.json"
+        rm -f "$OUT/e2e.ready"
         if ! wait "$waiter"; then
             na e2e "not every job was recorded in MongoDB: $(why "$OUT/e2e_wait.err")"
             return
         fi
-        cpu_snap "$OUT/cpu.after.json"
         done_json=$(cat "$OUT/e2e_wait.json")
         end=$(jnum .end_wall_ms "$done_json")
         ok=$(jnum .succeeded "$done_json")
@@ -394,7 +400,7 @@ part_e2e() {
         fi
         sample bx.e2e_rate "$(awk -v n="$E2E_N" -v ms=$(( end - t0 )) 'BEGIN { printf "%.1f", n * 1000 / ms }')"
         say "end to end, rep $r: $E2E_N jobs recorded in $(( end - t0 )) ms; bx load: $out"
-        # where the CPU went (the final count in MongoDB is in it too: small)
+        # where the CPU went
         $PY "$HERE/cpu_account.py" diff "$OUT/cpu.before.json" "$OUT/cpu.after.json" "$E2E_N" \
             >"$OUT/cpu_per_job.txt" 2>/dev/null && sed "s/^/bench: cpu, rep $r: /" "$OUT/cpu_per_job.txt" >&2
     done
