@@ -62,6 +62,7 @@ static const char undo_script[] =
     "local st = redis.call('HMGET', KEYS[1], 'state', 'attempt')\n"
     "if ARGV[2] ~= '' and (not st[1] or (st[1] == 'queued' and st[2] == '1')) then\n"
     "  redis.call('HSET', KEYS[1], 'state', 'rejected', 'attempt', '1', 'doc', ARGV[2], 'terminal', '1')\n"
+    "  redis.call('PUBLISH', KEYS[1], 'rejected')\n"
     "  if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end\n"
     "end\n"
     "if KEYS[2] and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"

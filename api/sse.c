@@ -7,13 +7,16 @@
  * own a reference, and whoever lets go last frees it. */
 #include "sse.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "event.h"
@@ -22,6 +25,7 @@
 #include "names.h"
 #include "rds.h"
 #include "sseout.h"
+#include "ssesub.h"
 #include "utf8.h"
 
 typedef struct sse_stream sse_stream;
@@ -45,6 +49,8 @@ struct sse_stream {
     int attempt;
     sseout out[2]; /* stdout, stderr */
     int done;      /* the last event is built: no more polling */
+    int poke;      /* its state changed (a notification): poll it now */
+    unsigned sub_epoch; /* subscribed to its changes on this connection (ssesub) */
     int end_sent;  /* ... and handed over with the end */
     int oom;
     int64_t last_ms; /* monotonic: when bytes were last queued */
@@ -56,6 +62,8 @@ struct sse_hub {
     const bx_cfg *cfg;
     bx_store *store;
     bx_redis *redis; /* the hub thread's own */
+    ssesub *sub;     /* notifications of state changes; the hub thread's own */
+    int wake_fd;     /* eventfd: a stream opened, drain or stop */
     char sha[48];    /* of the live script once loaded, else "" */
     pthread_t thread;
     int started;
@@ -646,35 +654,76 @@ out:
     free(who);
 }
 
-static void tick(sse_hub *h)
+static void status_channel(const sse_hub *h, const sse_stream *s, char *key, size_t n)
+{
+    name_key(key, n, h->cfg->ns, "job", s->id);
+}
+
+/* Subscribes to the state changes of the streams still to end, and
+ * unsubscribes those that ended; before they are polled, so that a
+ * change is either in the poll or notified after it. */
+static void subscribe(sse_hub *h, sse_stream **arr, size_t n)
+{
+    char err[256], key[NAME_MAX_LEN];
+    if (ssesub_flush(h->sub, err, sizeof err) < 0)
+        return; /* polled on the period until Redis is back */
+    unsigned ep = ssesub_epoch(h->sub);
+    for (size_t i = 0; i < n; i++) {
+        sse_stream *s = arr[i];
+        if (!s->done && s->sub_epoch != ep) {
+            status_channel(h, s, key, sizeof key);
+            ssesub_want(h->sub, key, 1);
+            s->sub_epoch = ep;
+        } else if (s->done && s->sub_epoch && s->sub_epoch == ep) {
+            status_channel(h, s, key, sizeof key);
+            ssesub_want(h->sub, key, 0);
+            s->sub_epoch = 0;
+        }
+    }
+    ssesub_flush(h->sub, err, sizeof err);
+}
+
+/* Polls every stream, or with poked only those notified of a change. */
+static void tick(sse_hub *h, int poked)
 {
     /* Streams MHD let go leave the list; the rest stay in it, and so
      * alive, for the whole tick: only this thread removes any. */
+    char key[NAME_MAX_LEN];
+    unsigned ep = ssesub_epoch(h->sub);
     pthread_mutex_lock(&h->mu);
     size_t n = 0;
     for (sse_stream **pp = &h->head; *pp;) {
         sse_stream *s = *pp;
         if (atomic_load(&s->gone)) {
+            if (s->sub_epoch && s->sub_epoch == ep) {
+                status_channel(h, s, key, sizeof key);
+                ssesub_want(h->sub, key, 0);
+            }
             *pp = s->next;
             atomic_fetch_sub(&h->nstreams, 1);
             stream_unref(s);
             continue;
         }
-        n++;
+        n += !poked || s->poke;
         pp = &s->next;
     }
     sse_stream **arr = n ? malloc(n * sizeof *arr) : NULL;
     size_t k = 0;
     if (arr)
         for (sse_stream *s = h->head; s; s = s->next)
-            arr[k++] = s;
+            if (!poked || s->poke) {
+                s->poke = 0;
+                arr[k++] = s;
+            }
     int draining = h->draining;
     pthread_mutex_unlock(&h->mu);
     if (!arr)
         return;
 
-    if (!draining)
+    if (!draining) {
+        subscribe(h, arr, n);
         poll_streams(h, arr, n);
+    }
     int64_t now = clock_mono_ms();
     for (size_t i = 0; i < n; i++) {
         sse_stream *s = arr[i];
@@ -689,6 +738,59 @@ static void tick(sse_hub *h)
     free(arr);
 }
 
+/* A notification: the stream(s) of that job are polled at once. */
+static void on_notice(void *ud, const char *channel)
+{
+    sse_hub *h = ud;
+    char key[NAME_MAX_LEN];
+    pthread_mutex_lock(&h->mu);
+    for (sse_stream *s = h->head; s; s = s->next) {
+        status_channel(h, s, key, sizeof key);
+        if (!strcmp(key, channel))
+            s->poke = 1;
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Until the next period: polls what is notified meanwhile; returns early
+ * when woken (an open, a drain, a stop). */
+static void wait_period(sse_hub *h)
+{
+    int64_t until = clock_mono_ms() + SSE_POLL_MS;
+    for (;;) {
+        int64_t left = until - clock_mono_ms();
+        if (left <= 0)
+            return;
+        struct pollfd pf[2] = {{h->wake_fd, POLLIN, 0}, {ssesub_fd(h->sub), POLLIN, 0}};
+        int r = poll(pf, 2, (int)left);
+        if (r < 0 && errno != EINTR)
+            return;
+        if (r <= 0)
+            continue;
+        if (pf[0].revents & POLLIN) {
+            uint64_t v;
+            if (read(h->wake_fd, &v, sizeof v) < 0) {
+                /* a concurrent read took it: woken all the same */
+            }
+            return;
+        }
+        if (pf[1].revents) {
+            char err[256];
+            if (ssesub_read(h->sub, on_notice, h, err, sizeof err) < 0)
+                LOGD("event=events_notifications_lost err=%s", log_q(err));
+            tick(h, 1);
+        }
+    }
+}
+
+static void wake(sse_hub *h)
+{
+    uint64_t one = 1;
+    if (h->wake_fd >= 0 && write(h->wake_fd, &one, sizeof one) < 0) {
+        /* the counter is full: the hub is awake anyway */
+    }
+}
+
 static void *hub_main(void *arg)
 {
     sse_hub *h = arg;
@@ -700,21 +802,12 @@ static void *hub_main(void *arg)
         }
         pthread_mutex_unlock(&h->mu);
         int64_t t0 = clock_mono_ms();
-        tick(h);
+        tick(h, 0);
         int64_t took = clock_mono_ms() - t0;
         if (took > 1000)
             LOGW("event=events_tick_slow ms=%lld", (long long)took);
+        wait_period(h);
         pthread_mutex_lock(&h->mu);
-        if (h->stopping)
-            break;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += SSE_POLL_MS * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        while (!h->stopping && pthread_cond_timedwait(&h->cv, &h->mu, &ts) == 0) {
-            /* woken by an open: keep to the period */
-        }
     }
     pthread_mutex_unlock(&h->mu);
     return NULL;
@@ -732,7 +825,16 @@ sse_hub *sse_hub_new(const bx_cfg *cfg, bx_store *store, char *err, size_t errle
     }
     h->cfg = cfg;
     h->store = store;
-    if (!(h->redis = rds_new(cfg->redis_url, err, errlen))) {
+    h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->wake_fd < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        free(h);
+        return NULL;
+    }
+    if (!(h->redis = rds_new(cfg->redis_url, err, errlen)) ||
+        !(h->sub = ssesub_new(cfg->redis_url, err, errlen))) {
+        rds_free(h->redis);
+        close(h->wake_fd);
         free(h);
         return NULL;
     }
@@ -758,6 +860,7 @@ void sse_hub_drain(sse_hub *h)
     h->draining = 1;
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    wake(h);
 }
 
 void sse_hub_stop(sse_hub *h)
@@ -769,6 +872,7 @@ void sse_hub_stop(sse_hub *h)
     h->draining = 1;
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    wake(h);
     if (h->started) {
         pthread_join(h->thread, NULL);
         h->started = 0;
@@ -800,6 +904,9 @@ void sse_hub_free(sse_hub *h)
         stream_unref(s);
     }
     rds_free(h->redis);
+    ssesub_free(h->sub);
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -863,6 +970,7 @@ void sse_open(sse_hub *h, http_req *req, const char *doc, size_t doclen, const c
     atomic_fetch_add(&h->nstreams, 1);
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    wake(h); /* its first poll, and its subscription, now */
     http_add_header(req, "Cache-Control", "no-cache");
     http_add_header(req, "X-Accel-Buffering", "no"); /* to proxies: do not hold events back */
     /* on failure MHD or http_reply_stream has already let go of it */

@@ -11,7 +11,10 @@
  * when it has queued bytes, a keep-alive comment, or the end.
  *
  * A suspended connection does not notice its client leaving, so the hub
- * also polls the sockets of suspended streams for a hang-up. */
+ * also polls the sockets of suspended streams for a hang-up.
+ *
+ * Between two periods the hub listens to the status channels of its
+ * streams' jobs (ssesub.h): a change of state is looked at at once. */
 #ifndef BX_API_SSE_H
 #define BX_API_SSE_H
 

@@ -166,6 +166,7 @@ const char status_put_script[] =
     "if a and (na < a or (na == a and cur[2] == '1')) then return 0 end\n"
     "if a and na == a and ARGV[1] == 'queued' and cur[3] ~= 'queued' then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', ARGV[1], 'attempt', ARGV[2], 'doc', ARGV[3], 'terminal', ARGV[5])\n"
+    "redis.call('PUBLISH', KEYS[1], ARGV[1])\n"
     "local ttl = tonumber(ARGV[4])\n"
     "if ARGV[5] == '1' and ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end\n"
     "return 1\n";

@@ -54,6 +54,7 @@ static const char begin_script[] =
     "if ARGV[5] == '1' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) end\n"
     "redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"
     "redis.call('HSET', KEYS[1], 'state', 'running', 'attempt', ARGV[3], 'doc', ARGV[4], 'terminal', '0')\n"
+    "redis.call('PUBLISH', KEYS[1], 'running')\n"
     "redis.call('PERSIST', KEYS[1])\n"
     "redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), ARGV[8])\n"
     "return 'ok'\n";
@@ -73,6 +74,7 @@ static const char finish_script[] =
     "if a and fa < a then written = 2 elseif a and fa == a and cur[2] == '1' then written = 0 end\n"
     "if written == 1 then\n"
     "  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'attempt', ARGV[2], 'doc', ARGV[3], 'terminal', ARGV[5])\n"
+    "  redis.call('PUBLISH', KEYS[1], ARGV[1])\n"
     "  local ttl = tonumber(ARGV[4])\n"
     "  if ARGV[5] == '1' and ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end\n"
     "end\n"
@@ -92,6 +94,7 @@ static const char release_script[] =
     "local cur = redis.call('HMGET', KEYS[4], 'attempt', 'state')\n"
     "if cur[1] == ARGV[2] and cur[2] == 'running' and ARGV[3] ~= '' then\n"
     "  redis.call('HSET', KEYS[4], 'state', 'queued', 'doc', ARGV[3])\n"
+    "  redis.call('PUBLISH', KEYS[4], 'queued')\n"
     "end\n"
     "redis.call('ZREM', KEYS[5], ARGV[4])\n"
     "return 1\n";
@@ -323,6 +326,7 @@ static const char mark_lost_script[] =
     "local cur = redis.call('HMGET', KEYS[1], 'state', 'attempt')\n"
     "if cur[1] ~= 'running' or cur[2] ~= ARGV[1] then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'state', 'lost', 'doc', ARGV[2], 'terminal', '0')\n"
+    "redis.call('PUBLISH', KEYS[1], 'lost')\n"
     "local ttl = tonumber(ARGV[3])\n"
     "if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end\n"
     "return 1\n";

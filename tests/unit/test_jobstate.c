@@ -301,6 +301,46 @@ static void test_sweeper_marks_lost_and_lost_is_not_final(void **state)
     assert_true(in_index(r, id2));
 }
 
+/* Every change of state is published on the job's status key, for the
+ * API's event streams (api/ssesub.h): begin, give back, finish, lost. */
+static void test_changes_are_published(void **state)
+{
+    bx_redis *r = *state;
+    const char *id = "job-published";
+    char key[NAME_MAX_LEN];
+    name_key(key, sizeof key, ns, "job", id);
+    bx_redis *sub = rds_new(redis_url(), err, sizeof err);
+    assert_non_null(sub);
+    redisContext *c = rds_ctx(sub, err, sizeof err);
+    assert_non_null(c);
+    redisReply *rep = redisCommand(c, "SUBSCRIBE %s", key);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+
+    assert_int_equal(begin(r, id, 1, "A", 0, NULL, NULL), BEGIN_OK);
+    assert_int_equal(jobstate_release(r, ns, id, "A", NULL, 1, "{\"state\":\"queued\"}", err,
+                                      sizeof err),
+                     0);
+    assert_int_equal(begin(r, id, 1, "B", 0, NULL, NULL), BEGIN_OK);
+    expire_lease(r, id); /* B stopped renewing it: the sweeper may call it lost */
+    assert_int_equal(jobstate_mark_lost(r, ns, id, 1, "{\"state\":\"lost\"}", 60, err, sizeof err),
+                     1);
+    assert_int_equal(finish(r, id, "succeeded", 1, "B"), 1);
+    const char *want[] = {"running", "queued", "running", "lost", "succeeded"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        rep = NULL;
+        assert_int_equal(redisGetReply(c, (void **)&rep), REDIS_OK);
+        assert_non_null(rep);
+        assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(rep->elements, 3);
+        assert_string_equal(rep->element[0]->str, "message");
+        assert_string_equal(rep->element[1]->str, key);
+        assert_string_equal(rep->element[2]->str, want[i]);
+        freeReplyObject(rep);
+    }
+    rds_free(sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_takeovers_are_bounded_by_poison),
         cmocka_unit_test(test_give_back_queues_the_same_attempt),
         cmocka_unit_test(test_sweeper_marks_lost_and_lost_is_not_final),
+        cmocka_unit_test(test_changes_are_published),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
