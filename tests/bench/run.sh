@@ -234,6 +234,11 @@ part_rabbitmq() {
         sample rmq.confirm_window "$(jnum .confirm_window.per_s "$out")"
         sample rmq.consume "$(jnum .consume_ack.per_s "$out")"
         say "RabbitMQ raw, rep $r: $out"
+        # wrk keeps 64 requests in flight: at most 64 confirms outstanding
+        if out=$(timeout --foreground 180 "$OUT/amqp_raw" -u "$BX_AMQP_URL" -q "$RMQ_QUEUE" -n 1 -N 20000 \
+                -w 64 -p 100 -s 300 2>"$OUT/amqp_raw.err"); then
+            sample rmq.confirm_window64 "$(jnum .confirm_window.per_s "$out")"
+        fi
     done
 }
 
