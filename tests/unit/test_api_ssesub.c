@@ -24,16 +24,8 @@
 #include "id.h"
 #include "names.h"
 #include "rds.h"
+#include "redis_fixture.h"
 #include "ssesub.h"
-
-static char ns[64];
-static char err[512];
-
-static const char *redis_url(void)
-{
-    const char *u = getenv("BX_REDIS_URL");
-    return u && *u ? u : "redis://127.0.0.1:6379/0";
-}
 
 typedef struct heard {
     int n;
@@ -77,33 +69,9 @@ static void settle(ssesub *s, heard *h)
     fail_msg("no confirmation from redis");
 }
 
-static int group_setup(void **state)
-{
-    snprintf(ns, sizeof ns, "test_api_ssesub_%ld_%lld", (long)getpid(), (long long)clock_wall_ms());
-    bx_redis *r = rds_new(redis_url(), err, sizeof err);
-    redisReply *rep = r ? rds_cmd(r, err, sizeof err, "PING") : NULL;
-    if (!rep) {
-        fprintf(stderr, "redis at %s does not answer: %s\n", redis_url(), err);
-        rds_free(r);
-        return -1;
-    }
-    freeReplyObject(rep);
-    *state = r;
-    return 0;
-}
+static int group_setup(void **state) { return redis_fixture_setup(state, "test_api_ssesub"); }
 
-static int group_teardown(void **state)
-{
-    bx_redis *r = *state;
-    char pat[128];
-    snprintf(pat, sizeof pat, "%s:*", ns);
-    redisReply *rep = rds_cmd(r, err, sizeof err, "KEYS %s", pat);
-    for (size_t i = 0; rep && i < rep->elements; i++)
-        freeReplyObject(rds_cmd(r, err, sizeof err, "DEL %s", rep->element[i]->str));
-    freeReplyObject(rep);
-    rds_free(r);
-    return 0;
-}
+static int group_teardown(void **state) { return redis_fixture_teardown(state); }
 
 static void put(bx_redis *r, const char *id, const char *st, int attempt, int want)
 {

@@ -18,56 +18,12 @@
 #include "id.h"
 #include "names.h"
 #include "rds.h"
+#include "redis_fixture.h"
 #include "statusbatch.h"
 
-static char ns[64];
-static char err[512];
+static int group_setup(void **state) { return redis_fixture_setup(state, "test_api_statusbatch"); }
 
-static const char *redis_url(void)
-{
-    const char *u = getenv("BX_REDIS_URL");
-    return u && *u ? u : "redis://127.0.0.1:6379/0";
-}
-
-static void cleanup(bx_redis *r)
-{
-    char pat[128], cursor[32] = "0";
-    snprintf(pat, sizeof pat, "%s:*", ns);
-    do {
-        redisReply *rep = rds_cmd(r, err, sizeof err, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
-        if (!rep)
-            return;
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        redisReply *keys = rep->element[1];
-        for (size_t i = 0; i < keys->elements; i++)
-            freeReplyObject(rds_cmd(r, err, sizeof err, "DEL %b", keys->element[i]->str,
-                                    keys->element[i]->len));
-        freeReplyObject(rep);
-    } while (strcmp(cursor, "0"));
-}
-
-static int group_setup(void **state)
-{
-    snprintf(ns, sizeof ns, "test_api_statusbatch_%ld_%lld", (long)getpid(), (long long)clock_wall_ms());
-    bx_redis *r = rds_new(redis_url(), err, sizeof err);
-    redisReply *rep = r ? rds_cmd(r, err, sizeof err, "PING") : NULL;
-    if (!rep) {
-        fprintf(stderr, "redis at %s does not answer: %s\n", redis_url(), err);
-        rds_free(r);
-        return -1;
-    }
-    freeReplyObject(rep);
-    *state = r;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    bx_redis *r = *state;
-    cleanup(r);
-    rds_free(r);
-    return 0;
-}
+static int group_teardown(void **state) { return redis_fixture_teardown(state); }
 
 static void doc_of(char *doc, size_t n, const char *id, const char *st, int attempt)
 {

@@ -19,55 +19,14 @@
 #include "jobstate.h"
 #include "names.h"
 #include "rds.h"
+#include "redis_fixture.h"
 
 #define LEASE_MS 30000
 #define MAX_STARTS 5
 
-static char ns[64];
-static char err[512];
+static int group_setup(void **state) { return redis_fixture_setup(state, "test_jobstate"); }
 
-static const char *redis_url(void)
-{
-    const char *u = getenv("BX_REDIS_URL");
-    return u && *u ? u : "redis://127.0.0.1:6379/0";
-}
-
-static void cleanup(bx_redis *r)
-{
-    char pat[128], cursor[32] = "0";
-    snprintf(pat, sizeof pat, "%s:*", ns);
-    do {
-        redisReply *rep = rds_cmd(r, err, sizeof err, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
-        if (!rep)
-            return;
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        for (size_t i = 0; i < rep->element[1]->elements; i++)
-            freeReplyObject(rds_cmd(r, err, sizeof err, "DEL %s", rep->element[1]->element[i]->str));
-        freeReplyObject(rep);
-    } while (strcmp(cursor, "0"));
-}
-
-static int group_setup(void **state)
-{
-    snprintf(ns, sizeof ns, "test_jobstate_%ld_%lld", (long)getpid(), (long long)clock_wall_ms());
-    bx_redis *r = rds_new(redis_url(), err, sizeof err);
-    redisReply *rep = r ? rds_cmd(r, err, sizeof err, "PING") : NULL;
-    if (!rep) {
-        fprintf(stderr, "redis at %s: %s\n", redis_url(), err);
-        rds_free(r);
-        return -1;
-    }
-    freeReplyObject(rep);
-    *state = r;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    cleanup(*state);
-    rds_free(*state);
-    return 0;
-}
+static int group_teardown(void **state) { return redis_fixture_teardown(state); }
 
 static begin_result begin(bx_redis *r, const char *id, int attempt, const char *owner, int from,
                           int *stored, char **sdoc)

@@ -18,63 +18,11 @@
 #include "id.h"
 #include "names.h"
 #include "rds.h"
+#include "redis_fixture.h"
 
-static char ns[64];
-static char err[512];
+static int group_setup(void **state) { return redis_fixture_setup(state, "test_lib_rds"); }
 
-static const char *redis_url(void)
-{
-    const char *u = getenv("BX_REDIS_URL");
-    return u && *u ? u : "redis://127.0.0.1:6379/0";
-}
-
-/* Deletes every key of our namespace. */
-static void cleanup(bx_redis *r)
-{
-    char pat[128];
-    snprintf(pat, sizeof pat, "%s:*", ns);
-    char cursor[32] = "0";
-    do {
-        redisReply *rep = rds_cmd(r, err, sizeof err, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
-        if (!rep)
-            return;
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        redisReply *keys = rep->element[1];
-        for (size_t i = 0; i < keys->elements; i++) {
-            redisReply *d = rds_cmd(r, err, sizeof err, "DEL %b", keys->element[i]->str,
-                                    keys->element[i]->len);
-            freeReplyObject(d);
-        }
-        freeReplyObject(rep);
-    } while (strcmp(cursor, "0"));
-}
-
-static int group_setup(void **state)
-{
-    snprintf(ns, sizeof ns, "test_lib_rds_%ld_%lld", (long)getpid(), (long long)clock_wall_ms());
-    bx_redis *r = rds_new(redis_url(), err, sizeof err);
-    if (!r) {
-        fprintf(stderr, "rds_new(%s): %s\n", redis_url(), err);
-        return -1;
-    }
-    redisReply *rep = rds_cmd(r, err, sizeof err, "PING");
-    if (!rep) {
-        fprintf(stderr, "redis at %s does not answer: %s\n", redis_url(), err);
-        rds_free(r);
-        return -1;
-    }
-    freeReplyObject(rep);
-    *state = r;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    bx_redis *r = *state;
-    cleanup(r);
-    rds_free(r);
-    return 0;
-}
+static int group_teardown(void **state) { return redis_fixture_teardown(state); }
 
 static int put(bx_redis *r, const char *id, const char *st, int attempt, int ttl)
 {
