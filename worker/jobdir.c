@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,9 +19,11 @@
 #endif
 
 #define NAME_PREFIX "bx-job-"
+#define OWN_PREFIX "bx-w-" /* bx-w-<pid>-<start time>@<host>: one worker's */
 
 struct jobdirs {
-    char *base;
+    char *base;  /* the worker's own directory, under the configured one */
+    int made;    /* base exists (made by us) */
     uid_t uid;   /* (uid_t)-1: the worker's own, no chown */
     gid_t gid;
     uid_t euid;  /* the worker's, who owns the idle ones */
@@ -39,12 +42,44 @@ __attribute__((format(printf, 3, 4))) static void msgf(char *buf, size_t n, cons
     va_end(ap);
 }
 
+/* The start time of process pid (clock ticks since boot), or 0. With
+ * the pid it names a process: a pid is reused, the pair is not. */
+static unsigned long long start_time(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+    unsigned long long t = 0;
+    /* after ")": state, then 18 fields, then the start time (field 22) */
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+                            "%*d %*d %llu", &t) != 1)
+        return 0;
+    return t;
+}
+
+static void host_name(char *out, size_t n)
+{
+    if (gethostname(out, n) < 0 || !out[0] || strchr(out, '/'))
+        snprintf(out, n, "localhost");
+    out[n - 1] = 0;
+}
+
 jobdirs *jobdirs_new(const char *base, uid_t uid, gid_t gid, int keep)
 {
     jobdirs *jd = calloc(1, sizeof *jd);
     if (!jd)
         return NULL;
-    jd->base = strdup(base);
+    char host[256], own[4096];
+    host_name(host, sizeof host);
+    long pid = (long)getpid();
+    snprintf(own, sizeof own, "%s/" OWN_PREFIX "%ld-%llu@%s", base, pid, start_time(pid), host);
+    jd->base = strdup(own);
     jd->idle = calloc(keep > 0 ? (size_t)keep : 1, sizeof *jd->idle);
     if (!jd->base || !jd->idle) {
         jobdirs_free(jd);
@@ -161,8 +196,34 @@ static int rename_fresh(const jobdirs *jd, char **path)
     return -1;
 }
 
+/* Makes the worker's own directory: traversable by the jobs' user (their
+ * directories are in it), listable by the worker alone. One left by a
+ * process of the same pid and start time (after a reboot) is ours. */
+static int make_own(jobdirs *jd, char *err, size_t errlen)
+{
+    if (mkdir(jd->base, 0711) < 0) {
+        struct stat st;
+        if (errno != EEXIST || lstat(jd->base, &st) < 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != jd->euid) {
+            msgf(err, errlen, "job directory '%s': %s", jd->base,
+                 errno == EEXIST ? "exists and is not ours" : strerror(errno));
+            return -1;
+        }
+        rm_errno = 0;
+        nftw(jd->base, rm_below, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    if (chmod(jd->base, 0711) < 0) {
+        msgf(err, errlen, "job directory '%s': %s", jd->base, strerror(errno));
+        return -1;
+    }
+    jd->made = 1;
+    return 0;
+}
+
 char *jobdir_get(jobdirs *jd, char *err, size_t errlen)
 {
+    if (!jd->made && make_own(jd, err, errlen) < 0)
+        return NULL;
     while (jd->n > 0) {
         char *p = jd->idle[--jd->n];
         /* idle, it was the worker's (see jobdir_put): the job's user
@@ -249,7 +310,47 @@ void jobdirs_free(jobdirs *jd)
         remove_tree(jd->idle[i]);
         free(jd->idle[i]);
     }
+    if (jd->made)
+        rmdir(jd->base); /* a job's left over stays for the next sweep */
     free(jd->idle);
     free(jd->base);
     free(jd);
+}
+
+const char *jobdirs_dir(const jobdirs *jd) { return jd->base; }
+
+int jobdirs_sweep(const char *base, char *err, size_t errlen)
+{
+    DIR *d = opendir(base);
+    if (!d) {
+        msgf(err, errlen, "'%s': %s", base, strerror(errno));
+        return -1;
+    }
+    char host[256];
+    host_name(host, sizeof host);
+    long me = (long)getpid();
+    uid_t euid = geteuid();
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid;
+        unsigned long long start;
+        int at = 0;
+        if (sscanf(e->d_name, OWN_PREFIX "%ld-%llu@%n", &pid, &start, &at) != 2 || !at ||
+            strcmp(e->d_name + at, host) != 0 || pid <= 0 || pid == me)
+            continue;
+        /* alive: the same process still runs (a reused pid has another
+         * start time); another host's (a shared directory): not ours to judge */
+        if (start_time(pid) == start)
+            continue;
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+        if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != euid)
+            continue;
+        if (remove_tree(path) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
 }

@@ -1133,6 +1133,13 @@ runner *runner_new(const bx_cfg *cfg, int epfd, char *err, size_t errlen)
         free(r);
         return NULL;
     }
+    /* what workers killed on this host left behind (SIGKILL, a crash) */
+    char serr[512];
+    int swept = jobdirs_sweep(cfg->job_tmpdir, serr, sizeof serr);
+    if (swept > 0)
+        LOGI("event=job_dirs_swept n=%d base=%s", swept, log_q(cfg->job_tmpdir));
+    else if (swept < 0)
+        LOGW("event=job_dirs_sweep_failed error=%s", log_q(serr));
     r->redis = rds_new(cfg->redis_url, err, errlen);
     r->c = consumer_new(cfg, runner_on_deliver, runner_on_confirm, r);
     if (!r->redis || !r->c) {

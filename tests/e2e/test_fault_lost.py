@@ -7,7 +7,9 @@ remaining worker marks both `lost` (with the reason, and a history
 record) within BX_LOST_AFTER_S of their lease's end. Marked lost is not a
 dead end: when the held message comes back, it runs, as the next attempt."""
 
+import glob
 import json
+import os
 import signal
 import sys
 
@@ -25,6 +27,9 @@ def main():
         gone = s.submit({"command": cmd})["id"]
         for j in (held, gone):
             s.wait_state(j, "running", 20)
+        tmp = os.environ.get("BX_JOB_TMPDIR") or "/tmp"
+        left = glob.glob(os.path.join(tmp, "bx-w-%d-*" % a.pid))
+        assert len(left) == 1 and len(os.listdir(left[0])) >= 2, left
         a.signal(signal.SIGKILL)
         a.wait_exit(10)
 
@@ -46,6 +51,8 @@ def main():
 
         b = s.worker("w-sweeps", ENV)
         b.wait_log("event=amqp_connected")
+        assert not os.path.exists(left[0]), os.listdir(left[0])
+        assert "event=job_dirs_swept" in b.log(), b.log()[-2000:]
         for j in (held, gone):
             st = s.wait_state(j, "lost", 30)
             assert st["attempt"] == 1 and st["worker"] == "w-dies", st

@@ -3,6 +3,7 @@ private directory removed afterwards, without the worker's descriptors,
 environment secrets or files, under resource limits."""
 
 import os
+import re
 import sys
 
 from harness import Stack
@@ -34,10 +35,12 @@ def main():
         out = run(s, {"command": "ls /proc/self/fd"})
         assert out.split() == ["0", "1", "2", "3"], out
 
-        out = run(s, {"command": "pwd; echo x > f; ls -ld ."})
+        out = run(s, {"command": "pwd; echo x > f; ls -ld .; ls .. >/dev/null 2>&1; echo ls_parent=$?"})
         cwd = out.split("\n")[0]
-        assert cwd.startswith("/tmp/bx-job-") and "nobody" in out, out
+        assert re.match(r"^/tmp/bx-w-\d+-\d+@[^/]+/bx-job-[^/]+$", cwd) and "nobody" in out, out
         assert not os.path.exists(cwd), "private dir %s left behind" % cwd
+        # the worker's directory: reachable, not listable (the other jobs' names)
+        assert "ls_parent=2" in out, out
 
         out = run(s, {"command": "ulimit -n; ulimit -t", "limits": {"nofile": 64, "cpu_s": 5}})
         assert out.split() == ["64", "5"], out
