@@ -492,7 +492,10 @@ void handle_cancel(http_req *req)
         }
         return;
     }
-    if (!state || state_is_terminal(state)) {
+    /* lost is final to a client but not to the system: its message may
+     * come back and run. Cancelled, it never will. */
+    int lost = state && !strcmp(state, ST_LOST);
+    if (!state || (state_is_terminal(state) && !lost)) {
         http_reply_error(req, 409, "conflict", "job %s is already %s", req->r.job_id,
                          state ? state : "finished");
         goto out;
@@ -504,7 +507,7 @@ void handle_cancel(http_req *req)
         goto out;
     }
     freeReplyObject(rep);
-    if (strcmp(state, ST_QUEUED)) {
+    if (strcmp(state, ST_QUEUED) && !lost) {
         /* running: the worker sees the cancel key and kills the job's tree */
         char addr[AUDIT_ADDR_MAX];
         audit_addr(req, addr, sizeof addr);

@@ -74,6 +74,14 @@ def main():
         st = s.job(gone)
         assert st["state"] == "lost", st
         assert len(s.records(gone)) == 1 and len(s.records(held)) == 1
+        # lost is not final to the system: cancelled, it is (a finished one is 409)
+        status, body = s.request("DELETE", "/v1/jobs/%s" % gone)
+        assert status == 202 and body["state"] == "cancelled", (status, body)
+        assert s.job(gone)["state"] == "cancelled"
+        rec = s.wait_record(gone, lambda r: r["state"] == "cancelled")
+        assert rec["attempt"] == 1, rec
+        status, body = s.request("DELETE", "/v1/jobs/%s" % held)
+        assert status == 409, (status, body)
         print("ok lost: both marked within the threshold; the copy that came back ran as attempt 2",
               file=sys.stderr)
 
