@@ -1,5 +1,5 @@
 /* audit — the audit trail of submissions and cancels: every accepted,
- * refused (400, 401, 403, 429) and cancelled submission leaves exactly one
+ * refused (400, 401, 403, 413, 429) and cancelled submission leaves exactly one
  * log line carrying audit=submit or audit=cancel, the outcome, the HTTP
  * status, the token's name (never the token), the request id, the
  * client's address and the job id where there is one:

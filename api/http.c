@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "audit.h"
 #include "clock.h"
 #include "handlers_dashboard.h"
 #include "handlers_health.h"
@@ -341,6 +342,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                  * connection without reading the body */
                 set_request_id(req);
                 http_reply_error(req, 413, "too_large", "the body is larger than %d bytes", API_BODY_MAX);
+                audit_refused(req, 413, "the announced body is over the limit (unread, before authentication)");
                 slowconn_handling(c);
             }
         }
@@ -352,8 +354,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         /* A body of unannounced length (chunked) past the limit: a reply
          * cannot be queued in the middle of a body, and reading the rest
          * could last for ever, so the connection closes without one. */
-        if (req->too_large && !req->replied)
+        if (req->too_large && !req->replied) {
+            set_request_id(req);
+            audit_refused(req, 413, "the body grew over the limit: connection closed");
             return MHD_NO;
+        }
         *upload_size = 0; /* else a body nobody asked for */
         return MHD_YES;
     }
@@ -370,9 +375,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     }
     if (admit(req))
         return MHD_YES;
-    if (req->too_large)
+    if (req->too_large) {
         http_reply_error(req, 413, "too_large", "the body is larger than %d bytes", API_BODY_MAX);
-    else
+        audit_refused(req, 413, "the body is over the limit");
+    } else
         dispatch(req);
     return MHD_YES;
 }

@@ -86,6 +86,9 @@ def check_big_bodies(s):
     assert status == 200, status
     print("10 MB by curl: 413 after %.1f ms; next GET %.1f ms" % (ms, next_ms), file=sys.stderr)
     assert next_ms < FAST_MS, next_ms
+    # each refusal is in the audit trail (the token is not read yet: "-")
+    n413 = [l for l in s.log("bx-api").splitlines() if "audit=submit outcome=refused status=413" in l]
+    assert len(n413) == 2 and all("token=-" in l for l in n413), n413
 
     # no length announced (chunked): cut off once past the limit, not read for ever
     c = open_conn(s)
