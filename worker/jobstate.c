@@ -66,12 +66,18 @@ static const char finish_script[] =
      * for the queued status of a retry. The live output goes: the final
      * status holds it now. Returns 1 written, 0 refused (that attempt is
      * final already), 2 refused because a newer attempt exists (taken
-     * over, or retried already): the keys are that one's and stay. */
-    "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal')\n"
+     * over, or retried already): the keys are that one's and stay.
+     * The same write again (its reply was lost: Redis paused past our
+     * timeout, then ran it) is ours, not a newer attempt's: without that,
+     * a retry written twice took its own first write for a takeover and
+     * dropped the retry's message. */
+    "local cur = redis.call('HMGET', KEYS[1], 'attempt', 'terminal', 'state')\n"
     "local a = tonumber(cur[1])\n"
     "local fa = tonumber(ARGV[9])\n"
     "local written = 1\n"
-    "if a and fa < a then written = 2 elseif a and fa == a and cur[2] == '1' then written = 0 end\n"
+    "if a and a == tonumber(ARGV[2]) and cur[3] == ARGV[1] and redis.call('HGET', KEYS[1], 'doc') == ARGV[3] then\n"
+    "  written = 3\n"
+    "elseif a and fa < a then written = 2 elseif a and fa == a and cur[2] == '1' then written = 0 end\n"
     "if written == 1 then\n"
     "  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'attempt', ARGV[2], 'doc', ARGV[3], 'terminal', ARGV[5])\n"
     "  redis.call('PUBLISH', KEYS[1], ARGV[1])\n"
@@ -81,6 +87,7 @@ static const char finish_script[] =
     "if redis.call('GET', KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end\n"
     "if ARGV[7] == '1' and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end\n"
     "if written ~= 2 then redis.call('DEL', KEYS[4], KEYS[5], KEYS[6]) redis.call('ZREM', KEYS[7], ARGV[8]) end\n"
+    "if written == 3 then return 1 end\n"
     "return written\n";
 
 static const char release_script[] =

@@ -260,6 +260,37 @@ static void test_sweeper_marks_lost_and_lost_is_not_final(void **state)
     assert_true(in_index(r, id2));
 }
 
+/* The same finish sent twice (its reply lost to our timeout while Redis
+ * was paused, and the first one run after all) is ours: a retry's queued
+ * status must not take its own first write for a newer attempt, which
+ * made the worker drop the retry's message (make chaos: two jobs left
+ * queued for ever). A real newer attempt is still fenced out. */
+static void test_finish_sent_twice_is_ours(void **state)
+{
+    bx_redis *r = *state;
+    const char *id = "job-finish-twice";
+    char doc[256];
+    snprintf(doc, sizeof doc, "{\"id\":\"%s\",\"state\":\"queued\",\"attempt\":2}", id);
+    assert_int_equal(begin(r, id, 1, "A", 0, NULL, NULL), BEGIN_OK);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(jobstate_finish(r, ns, id, "queued", 2, "A", NULL, doc, strlen(doc), 60, err,
+                                         sizeof err),
+                         1);
+    expect_status(r, id, "queued", 2);
+    /* attempt 2 runs on B: A's old write is fenced out now */
+    assert_int_equal(begin(r, id, 2, "B", 0, NULL, NULL), BEGIN_OK);
+    assert_int_equal(jobstate_finish(r, ns, id, "queued", 2, "A", NULL, doc, strlen(doc), 60, err,
+                                     sizeof err),
+                     2);
+    expect_status(r, id, "running", 2);
+    /* a final result sent twice: written, then still ours */
+    assert_int_equal(finish(r, id, "succeeded", 2, "B"), 1);
+    assert_int_equal(finish(r, id, "succeeded", 2, "B"), 1);
+    /* another final result of the same attempt: refused */
+    assert_int_equal(finish(r, id, "failed", 2, "B"), 0);
+    expect_status(r, id, "succeeded", 2);
+}
+
 /* Every change of state is published on the job's status key, for the
  * API's event streams (api/ssesub.h): begin, give back, finish, lost. */
 static void test_changes_are_published(void **state)
@@ -310,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_give_back_queues_the_same_attempt),
         cmocka_unit_test(test_sweeper_marks_lost_and_lost_is_not_final),
         cmocka_unit_test(test_changes_are_published),
+        cmocka_unit_test(test_finish_sent_twice_is_ours),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
