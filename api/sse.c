@@ -63,14 +63,13 @@ struct sse_hub {
     bx_store *store;
     bx_redis *redis; /* the hub thread's own */
     ssesub *sub;     /* notifications of state changes; the hub thread's own */
-    int wake_fd;     /* eventfd: a stream opened, drain or stop */
+    int wake_fd;     /* eventfd: a stream opened, drain or stop (wake) */
     char sha[48];    /* of the live script once loaded, else "" */
     pthread_t thread;
     int started;
     int failing; /* Redis fails: logged once until it answers again */
     atomic_long nstreams;
     pthread_mutex_t mu; /* what follows */
-    pthread_cond_t cv;  /* a stream opened, or stop */
     sse_stream *head;
     int draining, stopping;
 };
@@ -742,14 +741,25 @@ static void tick(sse_hub *h, int poked)
 static void on_notice(void *ud, const char *channel)
 {
     sse_hub *h = ud;
-    char key[NAME_MAX_LEN];
+    char prefix[NAME_MAX_LEN];
+    name_key(prefix, sizeof prefix, h->cfg->ns, "job", ""); /* the channel is it and the id */
+    size_t pl = strlen(prefix);
+    if (strncmp(channel, prefix, pl))
+        return;
     pthread_mutex_lock(&h->mu);
-    for (sse_stream *s = h->head; s; s = s->next) {
-        status_channel(h, s, key, sizeof key);
-        if (!strcmp(key, channel))
+    for (sse_stream *s = h->head; s; s = s->next)
+        if (!strcmp(s->id, channel + pl))
             s->poke = 1;
-    }
     pthread_mutex_unlock(&h->mu);
+}
+
+/* Takes the wake-up (eventfd: the count of wakes since the last read). */
+static void woken(sse_hub *h)
+{
+    uint64_t v;
+    if (read(h->wake_fd, &v, sizeof v) < 0) {
+        /* nothing to take: woken all the same */
+    }
 }
 
 /* Until the next period: polls what is notified meanwhile; returns early
@@ -768,10 +778,7 @@ static void wait_period(sse_hub *h)
         if (r <= 0)
             continue;
         if (pf[0].revents & POLLIN) {
-            uint64_t v;
-            if (read(h->wake_fd, &v, sizeof v) < 0) {
-                /* a concurrent read took it: woken all the same */
-            }
+            woken(h);
             return;
         }
         if (pf[1].revents) {
@@ -794,22 +801,27 @@ static void wake(sse_hub *h)
 static void *hub_main(void *arg)
 {
     sse_hub *h = arg;
-    pthread_mutex_lock(&h->mu);
-    while (!h->stopping) {
-        if (!h->head) {
-            pthread_cond_wait(&h->cv, &h->mu); /* nothing to watch */
+    for (;;) {
+        pthread_mutex_lock(&h->mu);
+        int stopping = h->stopping, idle = !h->head;
+        pthread_mutex_unlock(&h->mu);
+        if (stopping)
+            break;
+        if (idle) {
+            /* nothing to watch: until a stream opens (or a stop); a wake
+             * that came before the poll is still counted in the eventfd */
+            struct pollfd pf = {h->wake_fd, POLLIN, 0};
+            if (poll(&pf, 1, -1) > 0)
+                woken(h);
             continue;
         }
-        pthread_mutex_unlock(&h->mu);
         int64_t t0 = clock_mono_ms();
         tick(h, 0);
         int64_t took = clock_mono_ms() - t0;
         if (took > 1000)
             LOGW("event=events_tick_slow ms=%lld", (long long)took);
         wait_period(h);
-        pthread_mutex_lock(&h->mu);
     }
-    pthread_mutex_unlock(&h->mu);
     return NULL;
 }
 
@@ -818,7 +830,6 @@ static void *hub_main(void *arg)
 sse_hub *sse_hub_new(const bx_cfg *cfg, bx_store *store, char *err, size_t errlen)
 {
     sse_hub *h = calloc(1, sizeof *h);
-    pthread_condattr_t ca;
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -839,10 +850,6 @@ sse_hub *sse_hub_new(const bx_cfg *cfg, bx_store *store, char *err, size_t errle
         return NULL;
     }
     pthread_mutex_init(&h->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cv, &ca);
-    pthread_condattr_destroy(&ca);
     if (pthread_create(&h->thread, NULL, hub_main, h)) {
         snprintf(err, errlen, "cannot start the event stream thread");
         sse_hub_free(h);
@@ -858,7 +865,6 @@ void sse_hub_drain(sse_hub *h)
         return;
     pthread_mutex_lock(&h->mu);
     h->draining = 1;
-    pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
     wake(h);
 }
@@ -870,7 +876,6 @@ void sse_hub_stop(sse_hub *h)
     pthread_mutex_lock(&h->mu);
     h->stopping = 1;
     h->draining = 1;
-    pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
     wake(h);
     if (h->started) {
@@ -907,7 +912,6 @@ void sse_hub_free(sse_hub *h)
     ssesub_free(h->sub);
     if (h->wake_fd >= 0)
         close(h->wake_fd);
-    pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -968,7 +972,6 @@ void sse_open(sse_hub *h, http_req *req, const char *doc, size_t doclen, const c
     s->next = h->head;
     h->head = s;
     atomic_fetch_add(&h->nstreams, 1);
-    pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
     wake(h); /* its first poll, and its subscription, now */
     http_add_header(req, "Cache-Control", "no-cache");

@@ -15,7 +15,6 @@ struct ssesub {
     unsigned epoch;     /* of the connection in use; 0 = none */
     unsigned next;      /* the epoch of the next connection */
     int64_t retry_ms;   /* no connection attempt before this (monotonic) */
-    int connected;
 };
 
 ssesub *ssesub_new(const char *redis_url, char *err, size_t errlen)
@@ -44,7 +43,7 @@ void ssesub_free(ssesub *s)
 static redisContext *ctx(const ssesub *s)
 {
     char err[8];
-    return s->connected ? rds_ctx(s->r, err, sizeof err) : NULL;
+    return s->epoch ? rds_ctx(s->r, err, sizeof err) : NULL;
 }
 
 int ssesub_fd(const ssesub *s)
@@ -53,12 +52,11 @@ int ssesub_fd(const ssesub *s)
     return c ? c->fd : -1;
 }
 
-unsigned ssesub_epoch(const ssesub *s) { return s->connected ? s->epoch : 0; }
+unsigned ssesub_epoch(const ssesub *s) { return s->epoch; }
 
 /* The connection broke: rds_ctx makes a new one next time. */
 static void lost(ssesub *s)
 {
-    s->connected = 0;
     s->epoch = 0;
     s->retry_ms = clock_mono_ms() + SSESUB_RETRY_MS;
 }
@@ -72,7 +70,7 @@ void ssesub_want(ssesub *s, const char *channel, int on)
 
 int ssesub_flush(ssesub *s, char *err, size_t errlen)
 {
-    if (!s->connected) {
+    if (!s->epoch) {
         if (clock_mono_ms() < s->retry_ms) {
             snprintf(err, errlen, "redis: not connected");
             return -1;
@@ -81,7 +79,6 @@ int ssesub_flush(ssesub *s, char *err, size_t errlen)
             lost(s);
             return -1;
         }
-        s->connected = 1;
         s->epoch = s->next++;
         if (!s->next)
             s->next = 1;
