@@ -9,19 +9,15 @@
  *        rate; drops the collection. The documents are turned into BSON
  *        before the clock starts: this is the server's and the driver's
  *        ceiling, nothing else.
- *   mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID [-F FIRST_ID]]
+ *   mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N
  *                  [-L RECORDER_LOG [-R READY_FILE]] [-s TIMEOUT_S] [-S STALL_S]
  *        waits until DB.jobs holds N documents with the label LABEL=VALUE
  *        (LABEL defaults to bench_tag) and prints the wall-clock ms at
  *        which they were all there (bx-recorder had written them) and how
  *        many succeeded. On FerretDB a count scans the whole collection
  *        (about 40 ms per 1000 documents) and would slow down what is
- *        measured, while a find by _id is well under a millisecond; so with
- *        -i it watches, every 5 ms, for the last document sent (LAST_ID)
- *        and only then counts once to confirm. Without -i it counts every
- *        20 ms. Gives up after TIMEOUT_S (60), or when nothing shows for
- *        STALL_S (15): the first document (-F) or, without it, the last
- *        one, or when a count stops growing.
+ *        measured: without -L it counts every 20 ms. Gives up after
+ *        TIMEOUT_S (60), or when a count stops growing for STALL_S (15).
  *        With -L it asks MongoDB nothing until bx-recorder's log (its
  *        stderr) says, in the event=batch_written lines appended since the
  *        wait began, that it wrote N documents; then it counts once to
@@ -246,24 +242,6 @@ out:
     return rc;
 }
 
-/* 1 when DB.jobs holds a document with _id id, 0 if not, -1 on error.
- * A find by _id: FerretDB answers it from its primary key in well under
- * a millisecond, where any count scans the whole collection. */
-static int has_id(mongoc_collection_t *c, const char *id, bson_error_t *e)
-{
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(1), "projection", "{", "_id", BCON_INT32(1), "}");
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
-    const bson_t *doc;
-    int r = mongoc_cursor_next(cur, &doc) ? 1 : 0;
-    if (!r && mongoc_cursor_error(cur, e))
-        r = -1;
-    mongoc_cursor_destroy(cur);
-    bson_destroy(opts);
-    bson_destroy(filter);
-    return r;
-}
-
 /* Documents bx-recorder wrote, by the n= of its event=batch_written log
  * lines in buf[0..len), the last (maybe partial) line excepted: *used is
  * where the unread rest begins. */
@@ -330,8 +308,8 @@ static int wait_log(const char *path, long n, double timeout_s, double stall_s, 
 }
 
 static int cmd_wait(const char *url, const char *db, const char *label, const char *tag, long n,
-                    const char *last_id, const char *first_id, const char *rec_log,
-                    const char *ready_file, double timeout_s, double stall_s)
+                    const char *rec_log, const char *ready_file, double timeout_s,
+                    double stall_s)
 {
     mongoc_client_t *cl = mongoc_client_new(url);
     if (!cl) {
@@ -344,12 +322,11 @@ static int cmd_wait(const char *url, const char *db, const char *label, const ch
     snprintf(key, sizeof key, "labels.%s", label);
     bson_t *filter = BCON_NEW(key, BCON_UTF8(tag));
     int64_t t0 = bench_now_ns(), seen = -1, best = -1, progress_ns = t0, end_wall = -1;
-    int rc = 1, polls = 0, have_first = !first_id;
+    int rc = 1, polls = 0;
     bson_error_t e;
     if (rec_log) {
         if (wait_log(rec_log, n, timeout_s, stall_s, &end_wall, &polls))
             goto out;
-        last_id = NULL;
         if (ready_file) {
             FILE *rf = fopen(ready_file, "w");
             if (!rf) {
@@ -361,38 +338,8 @@ static int cmd_wait(const char *url, const char *db, const char *label, const ch
                 usleep(1000);
         }
     }
-    /* 1. the cheap part: the last document (and, to tell that anything
-     * is being written at all, the first) */
-    while (last_id) {
-        int64_t now = bench_now_ns();
-        int r = has_id(c, last_id, &e);
-        polls++;
-        if (r < 0)
-            goto fail;
-        if (r) {
-            end_wall = bench_wall_ms();
-            break;
-        }
-        if (!have_first) {
-            if ((r = has_id(c, first_id, &e)) < 0)
-                goto fail;
-            have_first = r;
-            if (!have_first && (double)(now - t0) / 1e9 > stall_s) {
-                fprintf(stderr, "mongo_raw: not even the first document after %.0f s\n", stall_s);
-                goto out;
-            }
-        } else if (!first_id && (double)(now - t0) / 1e9 > stall_s) {
-            fprintf(stderr, "mongo_raw: document %s not there after %.0f s\n", last_id, stall_s);
-            goto out;
-        }
-        if ((double)(now - t0) / 1e9 > timeout_s) {
-            fprintf(stderr, "mongo_raw: document %s not there after %.0f s\n", last_id, timeout_s);
-            goto out;
-        }
-        usleep(5000);
-    }
-    /* 2. all of them: counting is slow on FerretDB, so it polls slowly;
-     * the end is when the count first showed them all */
+    /* counting is slow on FerretDB, so it polls slowly; the end is when
+     * the recorder's log, or else the count, first showed them all */
     progress_ns = bench_now_ns();
     for (;;) {
         int64_t now = bench_now_ns();
@@ -402,7 +349,7 @@ static int cmd_wait(const char *url, const char *db, const char *label, const ch
             goto fail;
         if (seen >= n)
             break;
-        end_wall = -1; /* the last one was there, not all before it */
+        end_wall = -1; /* the log was ahead of what a count sees */
         if (seen > best) {
             best = seen;
             progress_ns = now;
@@ -417,7 +364,7 @@ static int cmd_wait(const char *url, const char *db, const char *label, const ch
                     (long long)seen, n, stall_s);
             goto out;
         }
-        usleep(last_id || rec_log ? 200000 : 20000);
+        usleep(rec_log ? 200000 : 20000);
     }
     if (end_wall < 0)
         end_wall = bench_wall_ms();
@@ -470,13 +417,13 @@ int main(int argc, char **argv)
         goto usage;
     const char *mode = argv[1], *url = "mongodb://127.0.0.1:27017/", *db = NULL, *tag = NULL,
                *file = NULL;
-    const char *label = "bench_tag", *last_id = NULL, *first_id = NULL, *rec_log = NULL,
+    const char *label = "bench_tag", *rec_log = NULL,
                *ready_file = NULL;
     long n = 5000, batch = 500;
     double timeout_s = 60, stall_s = 15;
     int o;
     optind = 2;
-    while ((o = getopt(argc, argv, "m:d:n:t:o:f:b:s:k:i:F:L:R:S:")) != -1) {
+    while ((o = getopt(argc, argv, "m:d:n:t:o:f:b:s:k:L:R:S:")) != -1) {
         switch (o) {
         case 'm': url = optarg; break;
         case 'd': db = optarg; break;
@@ -487,8 +434,6 @@ int main(int argc, char **argv)
         case 'b': batch = strtol(optarg, NULL, 10); break;
         case 's': timeout_s = strtod(optarg, NULL); break;
         case 'k': label = optarg; break;
-        case 'i': last_id = optarg; break;
-        case 'F': first_id = optarg; break;
         case 'L': rec_log = optarg; break;
         case 'R': ready_file = optarg; break;
         case 'S': stall_s = strtod(optarg, NULL); break;
@@ -505,8 +450,7 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "raw") && db && file)
         rc = cmd_raw(url, db, file, batch);
     else if (!strcmp(mode, "wait") && db && tag)
-        rc = cmd_wait(url, db, label, tag, n, last_id, first_id, rec_log, ready_file, timeout_s,
-                      stall_s);
+        rc = cmd_wait(url, db, label, tag, n, rec_log, ready_file, timeout_s, stall_s);
     else if (!strcmp(mode, "dropdb") && db)
         rc = cmd_dropdb(url, db);
     else {
@@ -518,8 +462,8 @@ int main(int argc, char **argv)
 usage:
     fprintf(stderr, "usage: mongo_raw gen -n N -t TAG -o FILE\n"
                     "       mongo_raw raw -m URL -d DB -f FILE [-b BATCH]\n"
-                    "       mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N [-i LAST_ID "
-                    "[-F FIRST_ID]] [-L RECORDER_LOG [-R READY_FILE]] [-s TIMEOUT_S] [-S STALL_S]\n"
+                    "       mongo_raw wait -m URL -d DB [-k LABEL] -t VALUE -n N "
+                    "[-L RECORDER_LOG [-R READY_FILE]] [-s TIMEOUT_S] [-S STALL_S]\n"
                     "       mongo_raw dropdb -m URL -d DB\n");
     return 2;
 }

@@ -142,7 +142,7 @@ cleanup() {
     fi
     # then the servers this run started (none when they were already up)
     bx_stop_all "$RUN"
-    rm -rf "$RUN/mongo" "$RUN/redis" "$RUN/rabbitmq" "$OUT"/docs.*.jsonl "$OUT/marker.jsonl"
+    rm -rf "$RUN/mongo" "$RUN/redis" "$RUN/rabbitmq" "$OUT"/docs.*.jsonl
 }
 trap cleanup EXIT
 trap 'exit 130' INT
